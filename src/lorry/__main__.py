@@ -1,0 +1,5 @@
+"""``python -m lorry``: the same as the ``lorry`` command."""
+
+from lorry.cli import main
+
+main()

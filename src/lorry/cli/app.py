@@ -1,0 +1,58 @@
+"""The root ``lorry`` click group and the error boundary that turns errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from lorry import __version__
+from lorry.errors import LorryError, exit_code
+
+__all__ = ["cli", "run"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lorry")
+@click.option("--debug", is_flag=True, help="Log debug detail to stderr.")
+def cli(debug: bool) -> None:
+    """lorry: pull, push and copy container images, fast, verified and resumable."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code instead of exiting (for tests)."""
+    try:
+        cli.main(args=argv, prog_name="lorry", standalone_mode=False)
+    except LorryError as exc:
+        click.echo(f"lorry: error: {_one_line(exc)}", err=True)
+        return exit_code(exc)
+    except click.exceptions.Abort:
+        click.echo("lorry: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("lorry: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error and its causes on one line, outermost first, without repeats."""
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None:
+        text = " ".join(str(cur).split())
+        if text and not any(text in p for p in parts):
+            parts.append(text)
+        cur = cur.__cause__
+    return ": ".join(parts) or type(exc).__name__
