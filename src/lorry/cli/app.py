@@ -4,20 +4,41 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
 from lorry import __version__
 from lorry.errors import LorryError, exit_code
 
-__all__ = ["cli", "run"]
+__all__ = ["CliContext", "cli", "pass_context", "run"]
+
+
+@dataclass
+class CliContext:
+    """Options given to the root command, handed to every subcommand."""
+
+    root: Path | None
+    debug: bool
+
+
+pass_context = click.make_pass_decorator(CliContext)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lorry")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="LORRY_ROOT",
+    help="Store root directory (default: the user data dir; env LORRY_ROOT).",
+)
 @click.option("--debug", is_flag=True, help="Log debug detail to stderr.")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """lorry: pull, push and copy container images, fast, verified and resumable."""
+    ctx.obj = CliContext(root=root, debug=debug)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
