@@ -1,0 +1,1 @@
+"""Distribution-API client: session, auth, credentials, blobs, manifests, uploads."""
