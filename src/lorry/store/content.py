@@ -203,7 +203,7 @@ class LocalContentStore:
         compression = compression_for(media_type)
         if compression is None:
             raise InvalidInputError(f"blob {digest}: {media_type!r} is not a layer media type")
-        tap = DiffIDTap(compression)
+        tap = DiffIDTap(compression, f"layer blob {digest}")
         with self.open_blob(digest) as f:
             while chunk := f.read(READ_CHUNK):
                 tap.update(chunk)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lorry.digest import Digest, Verifier
-from lorry.errors import IntegrityError, LorryError, StoreError
+from lorry.errors import IntegrityError, StoreError
 from lorry.store.diffid import DiffIDTap, compression_for
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.locks import FileLock, WaitHook
@@ -64,7 +64,7 @@ class IngestWriter:
         self._fd: int | None = None
         self._verifier = Verifier(digest, size, what=f"blob {digest}")
         compression = compression_for(media_type)
-        self._tap = DiffIDTap(compression) if compression else None
+        self._tap = DiffIDTap(compression, f"layer blob {digest}") if compression else None
         self._tap_error: IntegrityError | None = None
         self._done: BlobInfo | None = None
         #: Bytes found on disk from an earlier writer when this one opened.
@@ -207,16 +207,13 @@ class IngestWriter:
         if self._tap is None:
             return None
         if self._tap_error is not None:
-            raise IntegrityError(f"blob {self.digest}: {self._tap_error}") from self._tap_error
-        try:
-            return self._tap.finish()
-        except LorryError as exc:
-            raise IntegrityError(f"blob {self.digest}: {exc}") from exc
+            raise self._tap_error
+        return self._tap.finish()
 
     def _reset_hashes(self) -> None:
         self._verifier = Verifier(self.digest, self.size, what=f"blob {self.digest}")
         if self._tap is not None:
-            self._tap = DiffIDTap(self._tap.compression)
+            self._tap = DiffIDTap(self._tap.compression, self._tap.what)
         self._tap_error = None
 
     def _truncate_to_offset(self) -> None:
