@@ -24,7 +24,15 @@ from urllib.parse import unquote
 
 from lorry.errors import InvalidInputError
 
-__all__ = ["Matcher", "Platform", "best_match", "matches", "normalize_arch", "ranked"]
+__all__ = [
+    "Matcher",
+    "Platform",
+    "best_match",
+    "host_platform",
+    "matches",
+    "normalize_arch",
+    "ranked",
+]
 
 _SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
 _OS_PART = re.compile(r"([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?")
@@ -51,7 +59,9 @@ def normalize_arch(arch: str, variant: str = "") -> tuple[str, str]:
     if arch in ("x86_64", "x86-64", "amd64"):
         return "amd64", "" if variant == "v1" else variant
     if arch in ("aarch64", "arm64"):
-        return "arm64", "" if variant in ("8", "v8") else variant
+        if variant in ("9", "9.0", "v9.0"):
+            return "arm64", "v9"
+        return "arm64", "" if variant in ("8", "v8", "v8.0") else variant
     if arch == "armhf":
         return "arm", "v7"
     if arch == "armel":
@@ -344,33 +354,48 @@ def best_match(
     return order[0] if order else None
 
 
-_UNAME_ARM = re.compile(r"armv(\d)")
-
-
 @functools.cache
 def _host_platform() -> Platform:
-    system = sys.platform
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpuinfo = f.read()
+    except OSError:
+        cpuinfo = ""
+    return host_platform(sys.platform, os.uname().machine, cpuinfo)
+
+
+def host_platform(system: str, machine: str, cpuinfo: str = "") -> Platform:
+    """The platform of a machine from ``sys.platform``, ``uname -m`` and /proc/cpuinfo text.
+
+    As containerd does: the amd64 variant is the micro-architecture level the CPU flags reach;
+    the arm variant is cpuinfo's ``CPU architecture``, or else the one ``uname -m`` names.
+    """
     os_name = {"win32": "windows", "cygwin": "windows"}.get(system, system.rstrip("0123456789"))
-    machine = os.uname().machine if hasattr(os, "uname") else "amd64"
-    arm = _UNAME_ARM.match(machine.lower())
-    arch, variant = ("arm", f"v{arm[1]}") if arm else normalize_arch(machine)
+    lowered = machine.lower()
+    arch, variant = ("arm", "") if lowered.startswith("armv") else normalize_arch(machine)
     if arch == "amd64":
-        variant = _amd64_level(_cpuinfo("flags"))
+        variant = _amd64_level(_cpuinfo_field(cpuinfo, "flags"))
     elif arch in ("arm", "arm64"):
-        variant = _arm_variant(_cpuinfo("cpu architecture")) or variant
+        found = _cpuinfo_field(cpuinfo, "cpu architecture") or _variant_from_machine(lowered)
+        variant = _arm_variant(found) if found else ""
     return Platform(os_name, arch, variant).normalize()
 
 
-def _cpuinfo(key: str) -> str:
-    """The first value of ``key`` in /proc/cpuinfo, ``""`` when unreadable."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                name, sep, value = line.partition(":")
-                if sep and name.strip().lower() == key:
-                    return value.strip()
-    except OSError:
-        pass
+def _cpuinfo_field(cpuinfo: str, key: str) -> str:
+    """The first value of ``key`` (case-insensitive) in /proc/cpuinfo text, ``""`` if absent."""
+    for line in cpuinfo.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() == key:
+            return value.strip()
+    return ""
+
+
+def _variant_from_machine(machine: str) -> str:
+    """containerd's ``getCPUVariantFromArch``: ``aarch64`` → ``8``, ``armv7l`` → ``7``."""
+    if machine == "aarch64":
+        return "8"
+    if machine.startswith("armv") and len(machine) >= 5:
+        return machine[4] if machine[4] in "345678" else "unknown"
     return ""
 
 
@@ -391,15 +416,20 @@ def _amd64_level(flags: str) -> str:
     return f"v{level}"
 
 
+_ARM_VARIANTS = {
+    "v8": ("8", "aarch64"),
+    "v7": ("7", "7m", "?(12)", "?(13)", "?(14)", "?(15)", "?(16)", "?(17)"),
+    "v6": ("6", "6tej"),
+    "v5": ("5", "5t", "5te", "5tej"),
+    "v4": ("4", "4t"),
+    "v3": ("3",),
+}
+
+
 def _arm_variant(cpu_architecture: str) -> str:
-    """The arm variant for /proc/cpuinfo's ``CPU architecture`` value (``8`` → ``v8``)."""
+    """The arm variant for a ``CPU architecture`` value (``8`` → ``v8``), else ``unknown``."""
     value = cpu_architecture.lower()
-    if value in ("8", "aarch64"):
-        return "v8"
-    if value in ("7", "7m") or re.fullmatch(r"\?\(1[2-7]\)", value):
-        return "v7"
-    for n, spellings in (("6", ("6", "6tej")), ("5", ("5", "5t", "5te", "5tej")),
-                         ("4", ("4", "4t")), ("3", ("3",))):  # fmt: skip
+    for variant, spellings in _ARM_VARIANTS.items():
         if value in spellings:
-            return f"v{n}"
-    return ""
+            return variant
+    return "unknown"
