@@ -19,7 +19,7 @@ from lorry.store.db import Database
 __all__ = ["Ref", "ReferenceStore"]
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Ref:
     """A stored reference: exactly one of ``tag`` and ``digest`` is set."""
 
@@ -104,9 +104,9 @@ class ReferenceStore:
         rows = self.db.query(
             "SELECT name, tag, digest, image_id FROM refs WHERE image_id = ?", (str(image_id),)
         )
-        return sorted(_ref(tuple(r)) for r in rows)
+        return sorted((_ref(tuple(r)) for r in rows), key=str)
 
     def all(self) -> list[Ref]:
         """Every reference, sorted."""
         rows = self.db.query("SELECT name, tag, digest, image_id FROM refs")
-        return sorted(_ref(tuple(r)) for r in rows)
+        return sorted((_ref(tuple(r)) for r in rows), key=str)
