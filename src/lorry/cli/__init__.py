@@ -16,3 +16,6 @@ __all__ = ["cli", "main", "run"]
 def main() -> None:
     """Console-script entry point."""
     sys.exit(run())
+
+
+from lorry.cli import store_cmds  # noqa: E402, F401

@@ -1,6 +1,7 @@
 """Removing images: ``rmi`` semantics (untag; delete the image with its last reference).
 
-Removing by reference untags it, and deletes the image once no reference is left. Removing by
+Removing by reference untags it; once no tag is left, the image's digest references go too
+and the image is deleted (as Docker does). Removing by
 image ID deletes the image with all its references, but refuses when several references name
 it or when another image is built on it (its layer stack contains this image's), unless forced.
 Layers and blobs the image leaves unused are left to :func:`lorry.store.gc.prune`.
@@ -40,11 +41,17 @@ def resolve_image(store: Store, text: str) -> Digest:
 
 
 def remove_reference(store: Store, ref: Ref) -> RemoveResult:
-    """Untag ``ref``; delete its image when that was the last reference."""
+    """Untag ``ref``; with the last tag gone, drop the digest references and the image too."""
     result = RemoveResult()
     if store.refs.remove(ref):
         result.untagged.append(ref)
-    if not store.refs.for_image(ref.image_id) and store.images.delete(ref.image_id):
+    left = store.refs.for_image(ref.image_id)
+    if any(r.tag for r in left):
+        return result
+    for other in left:
+        if store.refs.remove(other):
+            result.untagged.append(other)
+    if store.images.delete(ref.image_id):
         result.deleted.append(ref.image_id)
     return result
 

@@ -1,0 +1,214 @@
+"""Commands over the local store: ``images``, ``inspect``, ``tag``, ``rmi``, ``prune``, ``fsck``.
+
+Machine output goes to stdout: ``--format json`` prints one JSON document, ``-q`` prints only
+image IDs (or digests); the default is a human table or Docker-like lines. See docs/store.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from lorry.cli.app import CliContext, cli, pass_context
+from lorry.errors import InvalidInputError, StoreError
+from lorry.reference import parse
+from lorry.store import Store
+from lorry.store.fsck import fsck
+from lorry.store.gc import prune
+from lorry.store.inspect import familiar_name, find_image, inspect_image, list_images
+from lorry.store.remove import RemoveResult, remove_image, remove_reference
+
+__all__ = ["fsck_cmd", "images_cmd", "inspect_cmd", "prune_cmd", "rmi_cmd", "tag_cmd"]
+
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@contextmanager
+def _open(ctx: CliContext) -> Iterator[Store]:
+    with Store.open(ctx.root) as store:
+        yield store
+
+
+def _human(size: int) -> str:
+    """Docker's decimal size units: 276kB, 1.2MB."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.3g}{unit}"
+        value /= 1000
+    return f"{size}B"
+
+
+def _json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+@cli.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--digests", is_flag=True, help="Show digest references too.")
+@_FORMAT
+@pass_context
+def images_cmd(ctx: CliContext, quiet: bool, digests: bool, fmt: str) -> None:
+    """List images in the local store."""
+    with _open(ctx) as store:
+        rows = list_images(store, show_digests=digests)
+    if quiet:
+        for image_id in dict.fromkeys(str(r.image_id) for r in rows):
+            click.echo(image_id)
+    elif fmt == "json":
+        _json(
+            [
+                {
+                    "Repository": r.repository,
+                    "Tag": r.tag,
+                    "Digest": str(r.digest) if r.digest else None,
+                    "Id": str(r.image_id),
+                    "Created": r.created,
+                    "Size": r.size,
+                }
+                for r in rows
+            ]
+        )
+    else:
+        line = "{:<40} {:<16} {:<14} {:<22} {}"
+        click.echo(line.format("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
+        for r in rows:
+            click.echo(
+                line.format(
+                    r.repository or "<none>",
+                    r.tag or "<none>",
+                    r.image_id.short,
+                    r.created or "",
+                    _human(r.size),
+                )
+            )
+
+
+@cli.command("inspect")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", help="Output format.")
+@pass_context
+def inspect_cmd(ctx: CliContext, images: tuple[str, ...], fmt: str) -> None:
+    """Show the details of images as a JSON list (like ``docker inspect``)."""
+    with _open(ctx) as store:
+        _json([inspect_image(store, find_image(store, text)[0]) for text in images])
+
+
+@cli.command("tag")
+@click.argument("source")
+@click.argument("target")
+@pass_context
+def tag_cmd(ctx: CliContext, source: str, target: str) -> None:
+    """Create the tag TARGET that refers to the image SOURCE."""
+    ref = parse(target)
+    if ref.digest is not None:
+        raise InvalidInputError(f"tag {target}: a tag cannot contain a digest")
+    ref = ref.with_default_tag()
+    with _open(ctx) as store:
+        image_id, _ = find_image(store, source)
+        store.refs.add_tag(ref.name, ref.tag or "latest", image_id)
+
+
+@cli.command("rmi")
+@click.argument("images", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Delete even when other names or images use it.")
+@_FORMAT
+@pass_context
+def rmi_cmd(ctx: CliContext, images: tuple[str, ...], force: bool, fmt: str) -> None:
+    """Untag images, and delete each image whose last reference goes."""
+    total = RemoveResult()
+    with _open(ctx) as store:
+        for text in images:
+            image_id, ref = find_image(store, text)
+            if ref is not None:
+                result = remove_reference(store, ref)
+            else:
+                result = remove_image(store, image_id, force=force)
+            total.untagged += result.untagged
+            total.deleted += result.deleted
+    if fmt == "json":
+        _json(
+            {
+                "Untagged": [str(r) for r in total.untagged],
+                "Deleted": [str(d) for d in total.deleted],
+            }
+        )
+        return
+    for r in total.untagged:
+        mark = f":{r.tag}" if r.tag else f"@{r.digest}"
+        click.echo(f"Untagged: {familiar_name(r.name)}{mark}")
+    for d in total.deleted:
+        click.echo(f"Deleted: {d}")
+
+
+@cli.command("prune")
+@click.option("-q", "--quiet", is_flag=True, help="Only print the total reclaimed space.")
+@_FORMAT
+@pass_context
+def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
+    """Remove unreferenced images, layers, blobs and stale partial downloads."""
+    with _open(ctx) as store:
+        report = prune(store)
+    groups = {
+        "Images": report.images,
+        "Layers": report.layers,
+        "Blobs": report.blobs,
+        "Ingests": report.ingests,
+    }
+    if fmt == "json":
+        _json({**{k: [str(d) for d in v] for k, v in groups.items()}, "Freed": report.freed})
+        return
+    if not quiet:
+        for title, items in groups.items():
+            if items:
+                click.echo(f"Deleted {title}:")
+                for item in items:
+                    click.echo(f"  {item}")
+    click.echo(f"Total reclaimed space: {_human(report.freed)}")
+
+
+@cli.command("fsck")
+@click.option("-q", "--quiet", is_flag=True, help="Only print problems.")
+@_FORMAT
+@pass_context
+def fsck_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
+    """Re-hash every blob and check every record; exit non-zero on damage."""
+    with _open(ctx) as store:
+        report = fsck(store)
+        root = store.root
+    if fmt == "json":
+        _json(
+            {
+                "Ok": report.ok,
+                "Checked": {
+                    "Blobs": report.blobs,
+                    "Layers": report.layers,
+                    "Images": report.images,
+                    "References": report.references,
+                },
+                "Problems": [
+                    {"Kind": p.kind, "Name": p.name, "Message": p.message} for p in report.problems
+                ],
+            }
+        )
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        if not quiet:
+            click.echo(
+                f"checked {report.blobs} blobs, {report.layers} layers, {report.images} images, "
+                f"{report.references} references: {len(report.problems)} problems"
+            )
+    if not report.ok:
+        raise StoreError(f"store {root} is damaged: {len(report.problems)} problems")
