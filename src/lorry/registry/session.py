@@ -1,0 +1,343 @@
+"""The HTTP layer: pooled keep-alive connections over the standard library's ``http.client``.
+
+``http.client`` was chosen by measurement (docs/decisions.md, "HTTP library"): it moves a large
+blob faster than any third-party client and costs no dependency. This module is the only place
+in lorry that touches it; everything above sees :class:`Response` and lorry errors.
+
+:class:`HttpPool` keeps idle connections per origin for reuse, limits how many connections one
+origin may have open at once (a semaphore held from request to the end of the response body),
+and retries a request once on a fresh connection when a reused keep-alive connection turns out
+to have been closed by the server — the one replay that is always safe, because the server saw
+nothing. Redirects, auth and retries are the caller's business (:mod:`lorry.registry.transport`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+from urllib.parse import urlsplit
+
+from lorry.errors import AuthError, LorryError, StallError, UnavailableError
+from lorry.registry.redact import get_logger, redact_url
+
+__all__ = ["Body", "HttpPool", "Origin", "Response", "translate_error"]
+
+log = get_logger(__name__)
+
+#: A request body: nothing, bytes in memory, or an iterable of chunks (sent as they come).
+Body = bytes | Iterable[bytes] | None
+
+_BLOCK = 1 << 20  # 1 MiB reads: 8 KiB reads cost twice the CPU (DESIGN.md §9)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Scheme, host and port: the unit of connection reuse and of credential scoping."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        """The origin of an absolute http(s) URL."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UnavailableError(f"not an http(s) URL: {redact_url(url)}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port)
+
+    @property
+    def netloc(self) -> str:
+        """``host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def translate_error(exc: BaseException, what: str) -> LorryError:
+    """A lorry error for an exception from the socket, TLS or HTTP-parsing layer."""
+    if isinstance(exc, LorryError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return AuthError(f"{what}: TLS certificate verification failed: {exc.verify_message}")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return StallError(f"{what}: no data from the server within the timeout")
+    if isinstance(exc, http.client.IncompleteRead):
+        return UnavailableError(f"{what}: connection closed before the body was complete")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return UnavailableError(f"{what}: server closed the connection without a response")
+    detail = str(exc) or type(exc).__name__
+    return UnavailableError(f"{what}: connection failed: {detail}")
+
+
+class Response:
+    """A response whose body is read on demand; closing it returns the connection to the pool."""
+
+    def __init__(
+        self,
+        pool: HttpPool,
+        origin: Origin,
+        conn: http.client.HTTPConnection,
+        raw: http.client.HTTPResponse,
+        *,
+        url: str,
+        method: str,
+        what: str = "",
+    ) -> None:
+        self._pool = pool
+        self._origin = origin
+        self._conn: http.client.HTTPConnection | None = conn
+        self._raw = raw
+        self.url = url
+        self.method = method
+        self.what = what or f"{method} {redact_url(url)}"
+        self.status: int = raw.status
+        self.reason: str = raw.reason
+        self.headers: Message = raw.headers
+
+    def header(self, name: str) -> str | None:
+        """One header's value (case-insensitive), or None."""
+        return self.headers.get(name)
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of a repeated header."""
+        return list(self.headers.get_all(name) or [])
+
+    @property
+    def content_length(self) -> int | None:
+        """The ``Content-Length`` as an int, or None when absent or malformed."""
+        value = self.header("Content-Length")
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the body (all of it when ``n`` < 0); b"" at the end."""
+        if self._conn is None:
+            return b""
+        try:
+            data = self._raw.read() if n < 0 else self._raw.read(n)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.close()
+            raise translate_error(exc, self.what) from exc
+        if n < 0 or not data or self._raw.isclosed():
+            self._finish()
+        return data
+
+    def read_capped(self, limit: int) -> tuple[bytes, bool]:
+        """At most ``limit`` bytes of the body and whether the body was longer."""
+        buf = bytearray()
+        while len(buf) <= limit:
+            chunk = self.read(min(_BLOCK, limit + 1 - len(buf)))
+            if not chunk:
+                return bytes(buf), False
+            buf += chunk
+        self.close()
+        return bytes(buf[:limit]), True
+
+    def iter_chunks(self, size: int = _BLOCK) -> Iterator[bytes]:
+        """The body in chunks of up to ``size`` bytes."""
+        while chunk := self.read(size):
+            yield chunk
+
+    def drain(self, limit: int = 64 * 1024) -> None:
+        """Read and drop a short body so the connection can be reused; close a long one."""
+        try:
+            _, longer = self.read_capped(limit)
+        except LorryError:
+            longer = True
+        if longer:
+            self.close()
+
+    def _finish(self) -> None:
+        """The body was read to the end: keep the connection if the server allows it."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            keep = self._raw.isclosed() and not self._raw.will_close
+            self._pool.release(self._origin, conn, reuse=keep)
+
+    def close(self) -> None:
+        """Release the connection; an unread body means it cannot be reused."""
+        if self._conn is not None and not self._raw.isclosed() and self._raw.length == 0:
+            self._raw.read()  # an empty body (HEAD, 204) is complete once "read"
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            reuse = self._raw.isclosed() and not self._raw.will_close
+            if not reuse:
+                self._raw.close()
+            self._pool.release(self._origin, conn, reuse=reuse)
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HttpPool:
+    """Keep-alive connections per origin with a per-origin limit, safe across threads."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int = 8,
+        timeout: float = 60.0,
+        ssl_context: Callable[[str], ssl.SSLContext] | None = None,
+        user_agent: str = "lorry",
+    ) -> None:
+        self.per_host = per_host
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self._ssl_context = ssl_context or (lambda host: ssl.create_default_context())
+        self._lock = threading.Lock()
+        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._slots: dict[Origin, threading.BoundedSemaphore] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._closed = False
+
+    def send(
+        self, method: str, url: str, headers: dict[str, str], body: Body = None, *, what: str
+    ) -> Response:
+        """Send one request and return the response with its headers read (body not yet)."""
+        origin = Origin.of(url)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        hdrs = {"User-Agent": self.user_agent, **headers}
+        slot = self._slot(origin)
+        slot.acquire()
+        try:
+            return self._send_on_pool(
+                origin=origin,
+                method=method,
+                url=url,
+                target=target,
+                hdrs=hdrs,
+                body=body,
+                what=what,
+            )
+        except BaseException:
+            slot.release()
+            raise
+
+    def _send_on_pool(
+        self,
+        *,
+        origin: Origin,
+        method: str,
+        url: str,
+        target: str,
+        hdrs: dict[str, str],
+        body: Body,
+        what: str,
+    ) -> Response:
+        """Try an idle connection first; on a stale one, retry once on a fresh connection."""
+        conn, reused = self._checkout(origin)
+        try:
+            raw = _exchange(conn, method, target, hdrs, body)
+        except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
+            conn.close()
+            if not (reused and (body is None or isinstance(body, bytes))):
+                raise translate_error(exc, what) from exc
+            log.debug("stale keep-alive connection to %s; reconnecting", origin.netloc)
+            conn = self._new_connection(origin)
+            try:
+                raw = _exchange(conn, method, target, hdrs, body)
+            except (OSError, http.client.HTTPException) as exc2:
+                conn.close()
+                raise translate_error(exc2, what) from exc2
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise translate_error(exc, what) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return Response(self, origin, conn, raw, url=url, method=method, what=what)
+
+    def release(self, origin: Origin, conn: http.client.HTTPConnection, *, reuse: bool) -> None:
+        """Give a connection back (kept idle when ``reuse``) and free its origin slot."""
+        with self._lock:
+            if reuse and not self._closed:
+                self._idle.setdefault(origin, []).append(conn)
+                conn = None  # type: ignore[assignment]
+            slot = self._slots[origin]
+        if conn is not None:
+            conn.close()
+        slot.release()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when released."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _slot(self, origin: Origin) -> threading.BoundedSemaphore:
+        """The semaphore limiting connections to ``origin``."""
+        with self._lock:
+            slot = self._slots.get(origin)
+            if slot is None:
+                slot = self._slots[origin] = threading.BoundedSemaphore(self.per_host)
+            return slot
+
+    def _checkout(self, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to ``origin`` if there is one, else a new one."""
+        with self._lock:
+            idle = self._idle.get(origin)
+            if idle:
+                return idle.pop(), True
+        return self._new_connection(origin), False
+
+    def _new_connection(self, origin: Origin) -> http.client.HTTPConnection:
+        """A new, not yet connected, connection (TLS for https)."""
+        if origin.scheme == "https":
+            with self._lock:
+                ctx = self._contexts.get(origin.netloc)
+                if ctx is None:
+                    ctx = self._contexts[origin.netloc] = self._ssl_context(origin.netloc)
+            return http.client.HTTPSConnection(
+                origin.host, origin.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
+            )
+        return http.client.HTTPConnection(
+            origin.host, origin.port, timeout=self.timeout, blocksize=_BLOCK
+        )
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: Body,
+) -> http.client.HTTPResponse:
+    """Write the request (streaming an iterable body) and read the response head."""
+    conn.putrequest(method, target, skip_accept_encoding=True)
+    chunked = False
+    if isinstance(body, bytes):
+        headers = {**headers, "Content-Length": str(len(body))}
+    elif body is not None and "Content-Length" not in headers:
+        headers = {**headers, "Transfer-Encoding": "chunked"}
+        chunked = True
+    elif body is None and method in ("PUT", "POST", "PATCH"):
+        headers = {"Content-Length": "0", **headers}
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    if isinstance(body, bytes):
+        if body:
+            conn.send(body)
+    elif body is not None:
+        for chunk in body:
+            if not chunk:
+                continue
+            conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        if chunked:
+            conn.send(b"0\r\n\r\n")
+    return conn.getresponse()

@@ -1,0 +1,309 @@
+"""Blob uploads: start, cross-repository mount, monolithic or chunked transfer, abort.
+
+An upload session is a ``Location`` URL. It may be relative or absolute and may point at
+another host; it is resolved against the URL of the response that carried it, its query
+(``_state`` changes with every PATCH) is kept, and ``digest=`` is appended with ``&`` when it
+already has one. ``Authorization`` goes only to the registry's own origin.
+
+Monolithic uploads stream the body in one PUT. Chunked uploads send PATCHes with an inclusive
+``Content-Range: <start>-<end>`` (no ``bytes `` prefix), read the next offset from the ``Range``
+reply, honour ``OCI-Chunk-Min-Length``, and recover from a 416 by asking the upload URL where it
+stands (GET, 204 + ``Range``). A chunk is held in memory so it can be replayed after a lost
+connection or an expired token; a monolithic body is replayed only when the stream can seek.
+Any failure DELETEs the session before the error is raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+from urllib.parse import quote, urljoin
+
+from lorry.digest import Digest
+from lorry.errors import IntegrityError, InvalidInputError, LorryError, UnavailableError
+from lorry.registry.auth import scope_pull
+from lorry.registry.blobs import CHUNK_SIZE, blob_label
+from lorry.registry.config import Endpoint
+from lorry.registry.redact import get_logger
+from lorry.registry.repo import RepoContext
+from lorry.registry.session import Response
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Readable",
+    "UploadSession",
+    "abort_upload",
+    "mount_blob",
+    "start_upload",
+    "upload_blob",
+]
+
+log = get_logger(__name__)
+
+#: Default PATCH size for chunked uploads (GHCR refuses chunks much above 4 MiB).
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+_RANGE = re.compile(r"(?:bytes=)?(\d+)-(\d+)")
+
+
+class Readable(Protocol):
+    """A binary stream: anything with ``read(n)`` (files, BlobReader, BytesIO)."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes; b"" at the end."""
+        ...
+
+
+@dataclass
+class UploadSession:
+    """An upload in progress: where to send the next request and how far it got."""
+
+    #: Absolute URL of the session, with its query (``_state``) as the registry last sent it.
+    location: str
+    #: The registry endpoint that owns the session.
+    endpoint: Endpoint
+    #: ``OCI-Chunk-Min-Length``: the smallest chunk the registry accepts (except the last).
+    min_chunk: int | None = None
+    #: Bytes the registry has accepted so far.
+    offset: int = 0
+    #: Set once the session is committed or deleted.
+    done: bool = field(default=False)
+
+
+def _session_from(resp: Response, endpoint: Endpoint, what: str) -> UploadSession:
+    """The session a 202 response opened."""
+    location = resp.header("Location")
+    if not location:
+        raise UnavailableError(f"{what}: registry sent no upload Location")
+    min_chunk = resp.header("OCI-Chunk-Min-Length")
+    return UploadSession(
+        location=urljoin(resp.url, location),
+        endpoint=endpoint,
+        min_chunk=int(min_chunk) if min_chunk and min_chunk.isdigit() else None,
+    )
+
+
+def start_upload(ctx: RepoContext) -> UploadSession:
+    """Open an upload session in the repository."""
+    what = f"starting an upload to {ctx.name}"
+    url = ctx.url(ctx.endpoint, "/blobs/uploads/")
+    with ctx.write("POST", url, what=what, expect=(202,)) as resp:
+        session = _session_from(resp, ctx.endpoint, what)
+        resp.drain()
+    return session
+
+
+def mount_blob(ctx: RepoContext, digest: Digest, from_repo: str) -> Literal[True] | UploadSession:
+    """Mount a blob from another repository of the registry.
+
+    Returns True when mounted (201), or an open upload session to continue with: the one the
+    registry opened when it declined the mount (202), or a fresh one after a mount error.
+    The token asks for ``repository:<from_repo>:pull`` too; a token service may drop it.
+    """
+    what = f"mounting {blob_label(digest)} from {from_repo} into {ctx.name}"
+    query = f"?mount={quote(str(digest))}&from={quote(from_repo)}"
+    url = ctx.url(ctx.endpoint, "/blobs/uploads/" + query)
+    try:
+        resp = ctx.write(
+            "POST", url, what=what, expect=(201, 202), extra_scopes=(scope_pull(from_repo),)
+        )
+    except LorryError as exc:
+        log.debug("%s failed (%s); uploading instead", what, exc)
+        return start_upload(ctx)
+    with resp:
+        if resp.status == 201:
+            resp.drain()
+            return True
+        session = _session_from(resp, ctx.endpoint, what)
+        resp.drain()
+    return session
+
+
+def upload_blob(
+    ctx: RepoContext,
+    session: UploadSession,
+    stream: Readable,
+    digest: Digest,
+    size: int,
+    *,
+    chunked: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Digest:
+    """Send ``size`` bytes from ``stream`` and commit them as ``digest``; return the digest.
+
+    On any failure the session is deleted and the error re-raised.
+    """
+    what = f"pushing {blob_label(digest)} to {ctx.name}"
+    if session.done:
+        raise InvalidInputError(f"{what}: upload session already finished")
+    try:
+        if chunked:
+            _send_chunks(ctx, session, stream=stream, size=size, chunk_size=chunk_size, what=what)
+            result = _commit(ctx, session, digest, None, what)
+        else:
+            result = _commit(ctx, session, digest, _monolithic_body(stream, size, what), what)
+    except BaseException:
+        abort_upload(ctx, session)
+        raise
+    return result
+
+
+def abort_upload(ctx: RepoContext, session: UploadSession) -> None:
+    """DELETE the session (best effort: a failure is logged, not raised)."""
+    if session.done:
+        return
+    session.done = True
+    try:
+        with ctx.write(
+            "DELETE",
+            session.location,
+            what=f"cancelling an upload to {ctx.name}",
+            expect=(200, 202, 204, 404),
+        ) as resp:
+            resp.drain()
+    except LorryError as exc:
+        log.debug("cancelling an upload to %s failed: %s", ctx.name, exc)
+
+
+def _with_digest(location: str, digest: Digest) -> str:
+    """The session URL with ``digest=`` appended to whatever query it has."""
+    sep = "&" if "?" in location else "?"
+    return f"{location}{sep}digest={quote(str(digest))}"
+
+
+def _commit(
+    ctx: RepoContext,
+    session: UploadSession,
+    digest: Digest,
+    body: _Sized | None,
+    what: str,
+) -> Digest:
+    """The closing PUT (with the whole-blob digest); check what the registry says it stored."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if body is not None:
+        headers["Content-Length"] = str(body.size)
+    url = _with_digest(session.location, digest)
+    with ctx.write("PUT", url, what=what, headers=headers, body=body, expect=(201,)) as resp:
+        stored = resp.header("Docker-Content-Digest")
+        resp.drain()
+    session.done = True
+    if stored and stored != str(digest):
+        raise IntegrityError(f"{what}: registry stored it as {stored}")
+    return digest
+
+
+class _Sized:
+    """A body of known length, replayable when its stream can seek back to the start."""
+
+    def __init__(self, stream: Readable, size: int, what: str) -> None:
+        self.stream = stream
+        self.size = size
+        self.what = what
+        self._start: int | None = None
+        seekable = getattr(stream, "seekable", None)
+        if callable(seekable) and seekable():
+            self._start = int(stream.tell())  # type: ignore[attr-defined]
+        self._used = False
+
+    def __call__(self) -> Iterable[bytes]:
+        """A fresh iterator over the body (rewinding the stream when it was used before)."""
+        if self._used:
+            if self._start is None:
+                raise UnavailableError(f"{self.what}: cannot resend a stream that cannot seek")
+            self.stream.seek(self._start)  # type: ignore[attr-defined]
+        self._used = True
+        return _exactly(self.stream, self.size, self.what)
+
+
+def _monolithic_body(stream: Readable, size: int, what: str) -> _Sized:
+    """The PUT body: replayable (a factory) when the stream seeks."""
+    return _Sized(stream, size, what)
+
+
+def _exactly(stream: Readable, size: int, what: str) -> Iterator[bytes]:
+    """``size`` bytes from ``stream`` in 1 MiB pieces; IntegrityError when it is short."""
+    left = size
+    while left > 0:
+        data = stream.read(min(CHUNK_SIZE, left))
+        if not data:
+            raise IntegrityError(f"{what}: source ended after {size - left} of {size} bytes")
+        left -= len(data)
+        yield data
+
+
+def _send_chunks(
+    ctx: RepoContext,
+    session: UploadSession,
+    *,
+    stream: Readable,
+    size: int,
+    chunk_size: int,
+    what: str,
+) -> None:
+    """PATCH the blob in chunks until the registry has all ``size`` bytes."""
+    step = max(chunk_size, session.min_chunk or 0, 1)
+    pending = b""
+    while session.offset < size:
+        if not pending:
+            pending = b"".join(_exactly(stream, min(step, size - session.offset), what))
+        start = session.offset
+        try:
+            _patch(ctx, session, pending, what)
+        except LorryError as exc:
+            if exc.status != 416:
+                raise
+            _recover(ctx, session, what)
+            if not start <= session.offset <= start + len(pending):
+                raise UnavailableError(
+                    f"{what}: registry is at byte {session.offset}, chunk was {start}-"
+                    f"{start + len(pending) - 1}; cannot rewind the source"
+                ) from exc
+            pending = pending[session.offset - start :]
+            continue
+        pending = b""
+
+
+def _patch(ctx: RepoContext, session: UploadSession, chunk: bytes, what: str) -> None:
+    """Send one chunk; move the session to the Location and offset the reply gives."""
+    start = session.offset
+    end = start + len(chunk) - 1
+    headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}"}
+    with ctx.write(
+        "PATCH", session.location, what=what, headers=headers, body=chunk, expect=(202,)
+    ) as resp:
+        _advance(session, resp, what)
+        resp.drain()
+    if session.offset != end + 1:
+        raise UnavailableError(
+            f"{what}: registry acknowledged up to byte {session.offset}, expected {end + 1}"
+        )
+
+
+def _recover(ctx: RepoContext, session: UploadSession, what: str) -> None:
+    """After a 416, ask the session where it stands (GET: 204 with ``Range``)."""
+    with ctx.write("GET", session.location, what=what, expect=(204,)) as resp:
+        _advance(session, resp, what, empty_if_zero=True)
+        resp.drain()
+    log.debug("%s: registry has %d bytes after a 416; continuing there", what, session.offset)
+
+
+def _advance(
+    session: UploadSession, resp: Response, what: str, *, empty_if_zero: bool = False
+) -> None:
+    """Take the new Location and offset from a PATCH or status reply.
+
+    ``Range: 0-0`` means either nothing or one byte; a status reply reads it as nothing.
+    """
+    location = resp.header("Location")
+    if location:
+        session.location = urljoin(resp.url, location)
+    reported = resp.header("Range")
+    if reported:
+        m = _RANGE.fullmatch(reported.strip())
+        if not m:
+            raise UnavailableError(f"{what}: malformed Range {reported!r} in the reply")
+        end = int(m.group(2))
+        session.offset = 0 if (empty_if_zero and end == 0) else end + 1
+    else:
+        session.offset = 0
