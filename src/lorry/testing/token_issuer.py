@@ -111,7 +111,10 @@ class TokenIssuer:
         """Serve requests in a background thread; return self."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name=f"token-issuer-{self.port}", daemon=True
+                target=self._server.serve_forever,
+                args=(0.05,),  # shutdown() waits up to one poll interval
+                name=f"token-issuer-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self
