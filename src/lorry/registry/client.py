@@ -17,6 +17,7 @@ from typing import Literal
 
 from lorry import __version__
 from lorry.digest import Digest, Verifier
+from lorry.reference import Reference
 from lorry.registry import blobs, manifests, tags, uploads
 from lorry.registry.auth import Authenticator, CredentialLookup, CredentialsLike
 from lorry.registry.blobs import BlobReader
@@ -80,6 +81,10 @@ class RegistrySession:
             pull_endpoints=tuple(self.config.pull_endpoints(registry)),
         )
         return RegistryClient(ctx)
+
+    def client_for(self, ref: Reference) -> RegistryClient:
+        """A client for the repository a parsed reference names."""
+        return self.client(ref.registry, ref.repository)
 
     def catalog(self, registry: str, page_size: int | None = None) -> list[str]:
         """Every repository ``registry`` lists in its catalog."""

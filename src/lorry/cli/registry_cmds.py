@@ -1,0 +1,116 @@
+"""Registry commands: ``login``, ``logout``, ``ls``, ``manifest`` and ``digest``.
+
+``login`` checks the credentials against the registry before saving them (as docker does) and
+writes them where ``docker login`` would: the configured credential helper, else
+``config.json`` with mode 0600. ``manifest`` writes the raw bytes to stdout unchanged, so its
+output is byte-for-byte what ``skopeo inspect --raw`` prints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lorry.cli.app import CliContext, cli, pass_context
+from lorry.errors import InvalidInputError
+from lorry.reference import parse, parse_docker_ref
+from lorry.registry import credentials
+from lorry.registry.client import RegistrySession
+from lorry.registry.config import DOCKER_HUB
+
+__all__ = ["digest_cmd", "login_cmd", "logout_cmd", "ls_cmd", "manifest_cmd"]
+
+
+def _server(server: str | None) -> str:
+    """The registry host a login command names (Docker Hub when none, URLs accepted)."""
+    if not server:
+        return DOCKER_HUB
+    host = credentials.normalize_host(server)
+    return DOCKER_HUB if host == credentials.DOCKER_HUB_HOST else host
+
+
+@cli.command("login")
+@click.argument("server", required=False)
+@click.option("-u", "--username", help="User name.")
+@click.option("-p", "--password", help="Password or token (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@pass_context
+def login_cmd(
+    ctx: CliContext,
+    server: str | None,
+    username: str | None,
+    password: str | None,
+    password_stdin: bool,
+) -> None:
+    """Check credentials against a registry and save them as docker does."""
+    del ctx
+    registry = _server(server)
+    if password_stdin:
+        if password:
+            raise InvalidInputError("--password and --password-stdin are mutually exclusive")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not username:
+        username = click.prompt("Username")
+    if not password:
+        password = click.prompt("Password", hide_input=True)
+    creds = credentials.Credentials(username=username or "", password=password or "")
+    with RegistrySession(credentials=lambda _host: creds) as session:
+        session.check_login(registry)
+    credentials.store(registry, creds)
+    click.echo("Login Succeeded")
+
+
+@cli.command("logout")
+@click.argument("server", required=False)
+@pass_context
+def logout_cmd(ctx: CliContext, server: str | None) -> None:
+    """Forget the saved credentials of a registry."""
+    del ctx
+    registry = _server(server)
+    if credentials.erase(registry):
+        click.echo(f"Removing login credentials for {registry}")
+    else:
+        click.echo(f"Not logged in to {registry}")
+
+
+@cli.command("ls")
+@click.argument("repository")
+@click.option("--page-size", type=click.IntRange(1, 1000), help="Tags asked for per request.")
+@pass_context
+def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
+    """List the tags of a repository, one per line."""
+    del ctx
+    ref = parse(repository)
+    if not ref.is_name_only:
+        raise InvalidInputError(f"{repository}: give a repository without tag or digest")
+    with RegistrySession() as session:
+        names = session.client_for(ref).list_tags(page_size)
+    for name in names:
+        click.echo(name)
+
+
+@cli.command("manifest")
+@click.argument("reference")
+@pass_context
+def manifest_cmd(ctx: CliContext, reference: str) -> None:
+    """Print a manifest's raw bytes, exactly as the registry stores them."""
+    del ctx
+    ref = parse_docker_ref(reference)
+    with RegistrySession() as session:
+        raw, _, _ = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(raw)
+    sys.stdout.buffer.flush()
+
+
+@cli.command("digest")
+@click.argument("reference")
+@pass_context
+def digest_cmd(ctx: CliContext, reference: str) -> None:
+    """Print a manifest's digest, computed from its bytes."""
+    del ctx
+    ref = parse_docker_ref(reference)
+    with RegistrySession() as session:
+        _, _, digest = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
+    click.echo(str(digest))
