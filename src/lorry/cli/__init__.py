@@ -19,3 +19,4 @@ def main() -> None:
 
 
 from lorry.cli import store_cmds  # noqa: E402, F401
+from lorry.cli import registry_cmds  # noqa: E402, F401
