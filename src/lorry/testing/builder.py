@@ -262,6 +262,8 @@ def build_image(
         return image
     if not platforms:
         raise InvalidInputError("platforms, when given, must name at least one platform")
+    for p in platforms:
+        _platform(p)  # validate them all before writing gigabytes
     children = [_build_one(dest, specs, key=f"{seed}/{p}", platform=p, **common) for p in platforms]
     index = _dumps(
         {
