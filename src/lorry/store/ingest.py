@@ -154,7 +154,9 @@ class IngestWriter:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        self._lock.release(unlink=unlink_lock)
+        # Nothing left to resume: remove the lock file too (safe, we still hold the lock).
+        done = getattr(self, "exists", False) or self._done is not None
+        self._lock.release(unlink=unlink_lock or done)
 
     def __enter__(self) -> IngestWriter:
         return self
