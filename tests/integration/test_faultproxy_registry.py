@@ -279,3 +279,32 @@ def test_stop_ends_stalled_connection(registry: RegistryServer) -> None:
         conn.close()
     with pytest.raises(ConnectionError):
         request(url, "GET", "/v2/")
+
+
+@pytest.mark.usefixtures("pushed")
+def test_parallel_downloads_count_every_byte(proxy: FaultProxy) -> None:
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        _, body = request(proxy.url, "GET", BLOB_PATH)
+        with lock:
+            bodies.append(body)
+
+    workers = [threading.Thread(target=fetch) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(WAIT)
+    assert bodies == [BLOB] * 6
+    assert proxy.blob_bytes_sent == 6 * len(BLOB)
+    assert len(proxy.requests) == 6
+
+
+@pytest.mark.usefixtures("pushed")
+def test_redirect_host_can_answer_401(registry: RegistryServer) -> None:
+    with RedirectHost(registry.url, reject_status=401) as storage:
+        resp, _ = request(storage.url, "HEAD", BLOB_PATH, headers={"Authorization": "Basic eA=="})
+        assert resp.status == 401 and storage.rejected == [BLOB_PATH]
+        resp, _ = request(storage.url, "HEAD", BLOB_PATH)
+        assert resp.status == 200 and resp.getheader("Content-Length") == str(len(BLOB))
