@@ -307,6 +307,9 @@ class _RedirectHandler(StreamingHandler):
             return
         up = host.upstream()
         try:
+            up.connect()
+            assert up.sock is not None
+            self.server.track(up.sock, True)  # so that stop() can cut a slow upstream read
             headers = dict(host.upstream_headers)
             for name in ("Range", "Accept-Encoding", "If-None-Match"):
                 if self.headers.get(name) is not None:
@@ -326,6 +329,8 @@ class _RedirectHandler(StreamingHandler):
         except (OSError, http.client.HTTPException):
             self.abort(reset=False)
         finally:
+            if up.sock is not None:
+                self.server.track(up.sock, False)
             up.close()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
