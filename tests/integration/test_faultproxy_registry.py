@@ -114,9 +114,10 @@ def test_upload_chunked_through_proxy_counts_bytes(proxy: FaultProxy) -> None:
         ("PATCH", 202),
         ("PUT", 201),
     ]
-    resp, body = request(proxy.url, "GET", BLOB_PATH)
+    resp, body = request(proxy.url, "GET", BLOB_PATH + "?ns=x")
     assert resp.status == 200 and body == BLOB
     assert proxy.blob_bytes_sent == len(BLOB)
+    assert proxy.requests[-1].query == "ns=x"
 
 
 def test_monolithic_upload_and_keepalive_downloads(proxy: FaultProxy) -> None:

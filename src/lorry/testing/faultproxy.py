@@ -300,7 +300,8 @@ class _ProxyHandler(StreamingHandler):
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self._counting = self.command == "GET" and BLOB_PATH.search(self.path) is not None
+        path = self.path.partition("?")[0]
+        self._counting = self.command == "GET" and BLOB_PATH.search(path) is not None
         if has_body:
             self._send_with(resp, chunked, action)
         else:
