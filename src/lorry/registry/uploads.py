@@ -102,7 +102,7 @@ def mount_blob(ctx: RepoContext, digest: Digest, from_repo: str) -> Literal[True
     The token asks for ``repository:<from_repo>:pull`` too; a token service may drop it.
     """
     what = f"mounting {blob_label(digest)} from {from_repo} into {ctx.name}"
-    query = f"?mount={quote(str(digest))}&from={quote(from_repo)}"
+    query = f"?mount={quote(str(digest), safe=':')}&from={quote(from_repo)}"
     url = ctx.url(ctx.endpoint, "/blobs/uploads/" + query)
     try:
         resp = ctx.write(
@@ -169,7 +169,7 @@ def abort_upload(ctx: RepoContext, session: UploadSession) -> None:
 def _with_digest(location: str, digest: Digest) -> str:
     """The session URL with ``digest=`` appended to whatever query it has."""
     sep = "&" if "?" in location else "?"
-    return f"{location}{sep}digest={quote(str(digest))}"
+    return f"{location}{sep}digest={quote(str(digest), safe=':')}"
 
 
 def _commit(

@@ -1,0 +1,66 @@
+"""Endpoints, mirrors and the plain-HTTP rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from lorry.errors import AuthError, InvalidInputError
+from lorry.registry.auth import Authenticator
+from lorry.registry.challenge import Challenge
+from lorry.registry.config import RegistryConfig, is_loopback
+from lorry.registry.session import HttpPool, Origin
+
+
+def test_loopback_hosts() -> None:
+    assert is_loopback("127.0.0.1:5000") and is_loopback("127.3.4.5") and is_loopback("[::1]:80")
+    assert is_loopback("localhost:5000")
+    assert not is_loopback("registry.example:5000") and not is_loopback("10.0.0.1")
+
+
+def test_docker_hub_and_schemes() -> None:
+    cfg = RegistryConfig.from_mapping({"insecure.example": {"insecure": True}})
+    assert cfg.endpoint("docker.io").base_url == "https://registry-1.docker.io"
+    assert cfg.endpoint("index.docker.io").auth_name == "docker.io"
+    assert cfg.endpoint("127.0.0.1:5000").base_url == "http://127.0.0.1:5000"
+    assert cfg.endpoint("insecure.example").base_url == "http://insecure.example"
+    assert cfg.endpoint("ghcr.io").base_url == "https://ghcr.io"
+
+
+def test_mirrors_come_first_in_order() -> None:
+    cfg = RegistryConfig.from_mapping(
+        {"docker.io": {"mirrors": ["https://m1.example/", "http://127.0.0.1:5001"]}}
+    )
+    eps = cfg.pull_endpoints("docker.io")
+    assert [e.base_url for e in eps] == [
+        "https://m1.example",
+        "http://127.0.0.1:5001",
+        "https://registry-1.docker.io",
+    ]
+    assert [e.mirror for e in eps] == [True, True, False]
+    assert eps[0].auth_name == "m1.example"
+
+
+def test_bad_config_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError):
+        RegistryConfig.from_mapping({"r": {"mirrors": "https://one"}})
+    with pytest.raises(InvalidInputError):
+        RegistryConfig.from_mapping({"r": {"mirrors": ["ftp://x"]}}).pull_endpoints("r")
+
+
+class _Creds:
+    username = "alice"
+    password = "pw-never-in-clear"
+    identity_token = None
+
+
+def test_credentials_never_go_in_clear_to_a_remote_host() -> None:
+    cfg = RegistryConfig()
+    auth = Authenticator(HttpPool(), lambda name: _Creds(), cfg, clock=lambda: 0.0)
+    remote = Origin("http", "registry.example", 80)
+    auth.challenged(remote, "registry.example", [], ['Basic realm="r"'])
+    with pytest.raises(AuthError, match="plain HTTP"):
+        auth.authorization(remote, "registry.example", [])
+    local = Origin("http", "127.0.0.1", 5000)
+    auth.challenged(local, "127.0.0.1:5000", [], ['Basic realm="r"'])
+    assert (auth.authorization(local, "127.0.0.1:5000", []) or "").startswith("Basic ")
+    assert Challenge("basic").realm is None
