@@ -9,6 +9,7 @@ Modes: no auth, htpasswd basic auth (bcrypt hashes), bearer tokens from a
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +31,14 @@ from lorry.errors import InvalidInputError, UnavailableError
 if TYPE_CHECKING:
     from lorry.testing.token_issuer import TokenIssuer
 
-__all__ = ["REGISTRY_BINARY", "RegistryServer", "free_port", "start_registry", "to_yaml"]
+__all__ = [
+    "REGISTRY_BINARY",
+    "RegistryServer",
+    "free_port",
+    "start_registry",
+    "to_yaml",
+    "write_htpasswd",
+]
 
 #: Where Debian's ``docker-registry`` package installs the CNCF registry.
 REGISTRY_BINARY = os.environ.get("LORRY_TEST_REGISTRY_BINARY", "/usr/bin/docker-registry")
@@ -110,6 +119,7 @@ class RegistryServer:
         self.storage = workdir / "storage"
         self.log_path = workdir / "registry.log"
         self.config_path = workdir / "config.yml"
+        _LIVE.add(self)
 
     def log_text(self) -> str:
         """Everything the registry has logged so far."""
@@ -138,6 +148,16 @@ class RegistryServer:
 
     def __repr__(self) -> str:
         return f"RegistryServer({self.url}, pid={self.process.pid})"
+
+
+#: Servers not yet stopped: stopped at interpreter exit so an aborted run leaves no registry.
+_LIVE: weakref.WeakSet[RegistryServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop()
 
 
 def _base_config(port: int, storage: Path, delete: bool) -> dict[str, Any]:
