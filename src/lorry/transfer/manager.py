@@ -288,6 +288,11 @@ class TransferManager:
         """Keys of the transfers currently in the map (running, queued or cancelling)."""
         return list(self._transfers)
 
+    def peek(self, key: str) -> Transfer[Any] | None:
+        """The live transfer under ``key`` that a watch would join now, if any."""
+        live = self._transfers.get(key)
+        return None if live is None or live.cancel_requested else live
+
     def set_limit(self, limit: int) -> None:
         """Change the limit at run time; a raised limit starts queued transfers at once, a
         lowered one lets running transfers finish and starts no new one until below it."""

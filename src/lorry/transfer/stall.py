@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 
@@ -78,6 +78,9 @@ class StallGuard:
         timeout = self.timeout
         self.touch()
         scope = anyio.CancelScope()
+        error: Exception | None = None
+        finished = False
+        result: T | None = None
         async with anyio.create_task_group() as tg:
 
             async def watchdog() -> None:
@@ -93,7 +96,14 @@ class StallGuard:
             tg.start_soon(watchdog)
             try:
                 with scope:
-                    return await attempt()
+                    result = await attempt()
+                    finished = True
+            except Exception as exc:  # re-raised below: anyio would wrap it in a group
+                error = exc
             finally:
                 tg.cancel_scope.cancel()
-        raise StallError(f"{self._what}: no progress for {timeout:g} seconds")
+        if error is not None:
+            raise error
+        if not finished:
+            raise StallError(f"{self._what}: no progress for {timeout:g} seconds")
+        return cast(T, result)
