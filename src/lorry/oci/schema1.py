@@ -29,7 +29,7 @@ _V1_ID = re.compile(r"[a-f0-9]{64}")
 
 def _b64url(text: str, what: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInputError(f"{what}: not base64url") from None
 
