@@ -76,25 +76,46 @@ class BlobReader:
         self.url = redact_url(resp.url) if resp is not None else ""
         self._what = what
         self._verifier = verifier
+        self._failed: LorryError | None = None
 
     def read(self, n: int = CHUNK_SIZE) -> bytes:
-        """Up to ``n`` bytes (all the rest when ``n`` < 0); b"" at the verified end."""
+        """Up to ``n`` bytes (all the rest when ``n`` < 0); b"" at the verified end.
+
+        Bytes that arrived before a connection failed are returned first; the failure is
+        raised by the next call, so :attr:`position` is exactly where to resume.
+        """
+        if self._failed is not None:
+            exc, self._failed = self._failed, None
+            raise exc
         if self._resp is None:
             return b""
-        try:
-            data = self._resp.read(n)
-        except LorryError as exc:
-            self.close()
-            raise type(exc)(f"{exc} (at byte {self.position})", status=exc.status) from exc
-        if data:
-            self.position += len(data)
-            if self._verifier is not None:
-                self._verifier.update(data)
-            if n < 0:
-                self._end()
-            return data
-        self._end()
-        return b""
+        want = n if n >= 0 else 1 << 62
+        buf = bytearray()
+        while len(buf) < want:
+            try:
+                data = self._resp.read1(min(want - len(buf), CHUNK_SIZE))
+            except LorryError as exc:
+                self.close()
+                failure = type(exc)(
+                    f"{exc} (at byte {self.position + len(buf)})", status=exc.status
+                )
+                failure.__cause__ = exc
+                if not buf:
+                    raise failure from exc
+                self._failed = failure
+                break
+            if not data:
+                break
+            buf += data
+        if not buf:
+            self._end()
+            return b""
+        self.position += len(buf)
+        if self._verifier is not None:
+            self._verifier.update(buf)
+        if n < 0 and self._failed is None:
+            self._end()
+        return bytes(buf)
 
     def _end(self) -> None:
         """The body ended: check its length and, with a verifier, its digest."""
@@ -158,7 +179,7 @@ def open_blob(
     if resp.status == 200 and offset:
         log.debug("%s: server ignored Range; skipping %d bytes of the body", what, offset)
         _skip(reader, offset)
-    reader.offset = offset
+    reader.offset = reader.position = offset
     reader._verifier = verifier
     return reader
 

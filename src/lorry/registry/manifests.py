@@ -97,12 +97,13 @@ def get_manifest(ctx: RepoContext, ref: str | Digest) -> tuple[bytes, str, Diges
         hint = resp.header("Docker-Content-Digest")
     if longer:
         raise UnsupportedError(f"{what}: larger than the {MAX_MANIFEST_SIZE} byte limit")
-    media_type = manifest_media_type(raw, content_type, what)
     if isinstance(ref, Digest):
         got = Digest.of(raw, ref.algorithm)
-        if got != ref and not (media_type == mt.DOCKER_MANIFEST_V1_SIGNED and hint == str(ref)):
+        # Signed schema1 digests exclude the signatures: only the registry's hint can match.
+        if got != ref and not (hint == str(ref) and b'"signatures"' in raw):
             raise IntegrityError(f"{what}: digest mismatch: got {got}")
-        return raw, media_type, ref
+        return raw, manifest_media_type(raw, content_type, what), ref
+    media_type = manifest_media_type(raw, content_type, what)
     digest = Digest.of(raw)
     if media_type == mt.DOCKER_MANIFEST_V1_SIGNED and hint:
         digest = Digest.parse(hint)  # signed schema1 digests exclude the signatures

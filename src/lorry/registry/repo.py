@@ -85,6 +85,7 @@ class RepoContext:
         body: BodySource = None,
         expect: Collection[int] = (201,),
         extra_scopes: tuple[str, ...] = (),
+        retry: bool = True,
     ) -> Response:
         """A request that changes the registry (push scope), sent to the registry only."""
         return self.transport.request(
@@ -96,4 +97,5 @@ class RepoContext:
             headers=headers,
             body=body,
             expect=expect,
+            retry=retry,
         )

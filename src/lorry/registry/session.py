@@ -32,6 +32,7 @@ log = get_logger(__name__)
 #: A request body: nothing, bytes in memory, or an iterable of chunks (sent as they come).
 Body = bytes | Iterable[bytes] | None
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 _BLOCK = 1 << 20  # 1 MiB reads: 8 KiB reads cost twice the CPU (DESIGN.md §9)
 
 
@@ -127,6 +128,20 @@ class Response:
             self.close()
             raise translate_error(exc, self.what) from exc
         if n < 0 or not data or self._raw.isclosed():
+            self._finish()
+        return data
+
+    def read1(self, n: int = _BLOCK) -> bytes:
+        """Up to ``n`` bytes with at most one read from the socket (data already received is
+        returned before a later failure is raised); b"" at the end."""
+        if self._conn is None:
+            return b""
+        try:
+            data = self._raw.read1(n)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.close()
+            raise translate_error(exc, self.what) from exc
+        if not data or self._raw.isclosed():
             self._finish()
         return data
 
@@ -242,7 +257,8 @@ class HttpPool:
             raw = _exchange(conn, method, target, hdrs, body)
         except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
             conn.close()
-            if not (reused and (body is None or isinstance(body, bytes))):
+            # Only idempotent requests are replayed: a PATCH or POST may have been half-applied.
+            if not (reused and method in _IDEMPOTENT and (body is None or isinstance(body, bytes))):
                 raise translate_error(exc, what) from exc
             log.debug("stale keep-alive connection to %s; reconnecting", origin.netloc)
             conn = self._new_connection(origin)

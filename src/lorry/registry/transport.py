@@ -48,6 +48,7 @@ class _Call:
     what: str
     headers: dict[str, str]
     body: BodySource
+    retry: bool = True
 
     @property
     def home(self) -> Origin:
@@ -92,10 +93,11 @@ class Transport:
         """Send the request and return a response whose status is in ``expect``.
 
         ``what`` (``fetching manifest latest from reg/repo``) starts every error message.
-        ``retry=False`` fails over at once on 429 / 5xx (used for mirrors). The returned
+        ``retry=False`` fails at once on 429 / 5xx / lost connections (mirrors fail over;
+        chunk uploads recover through the session status instead of a blind replay). The returned
         response must be closed (or read to the end) by the caller.
         """
-        call = _Call(method, url, endpoint, list(scopes), what, headers or {}, body)
+        call = _Call(method, url, endpoint, list(scopes), what, headers or {}, body, retry)
         home = call.home
         auth_retries = 0
         attempt = 0
@@ -165,7 +167,7 @@ class Transport:
             try:
                 resp = self.pool.send(method, url, hdrs, payload, what=call.what)
             except UnavailableError as exc:
-                if not call.replayable or attempt >= policy.max_attempts:
+                if not (call.retry and call.replayable) or attempt >= policy.max_attempts:
                     raise
                 delay = self.backoff.failed(origin.netloc, None)
                 log.debug("%s: %s; retrying in %.1fs", call.what, exc, delay)

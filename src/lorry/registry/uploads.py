@@ -22,7 +22,13 @@ from typing import Literal, Protocol
 from urllib.parse import quote, urljoin
 
 from lorry.digest import Digest
-from lorry.errors import IntegrityError, InvalidInputError, LorryError, UnavailableError
+from lorry.errors import (
+    IntegrityError,
+    InvalidInputError,
+    LorryError,
+    UnavailableError,
+    is_retryable,
+)
 from lorry.registry.auth import scope_pull
 from lorry.registry.blobs import CHUNK_SIZE, blob_label
 from lorry.registry.config import Endpoint
@@ -251,9 +257,13 @@ def _send_chunks(
         try:
             _patch(ctx, session, pending, what)
         except LorryError as exc:
-            if exc.status != 416:
+            if exc.status != 416 and not is_retryable(exc):
                 raise
-            _recover(ctx, session, what)
+            log.debug(
+                "%s: chunk at %d failed (%s); asking the registry where it stands", what, start, exc
+            )
+            if not _recover(ctx, session, what, start):
+                raise
             if not start <= session.offset <= start + len(pending):
                 raise UnavailableError(
                     f"{what}: registry is at byte {session.offset}, chunk was {start}-"
@@ -270,7 +280,13 @@ def _patch(ctx: RepoContext, session: UploadSession, chunk: bytes, what: str) ->
     end = start + len(chunk) - 1
     headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}"}
     with ctx.write(
-        "PATCH", session.location, what=what, headers=headers, body=chunk, expect=(202,)
+        "PATCH",
+        session.location,
+        what=what,
+        headers=headers,
+        body=chunk,
+        expect=(202,),
+        retry=False,
     ) as resp:
         _advance(session, resp, what)
         resp.drain()
@@ -280,12 +296,32 @@ def _patch(ctx: RepoContext, session: UploadSession, chunk: bytes, what: str) ->
         )
 
 
-def _recover(ctx: RepoContext, session: UploadSession, what: str) -> None:
-    """After a 416, ask the session where it stands (GET: 204 with ``Range``)."""
-    with ctx.write("GET", session.location, what=what, expect=(204,)) as resp:
-        _advance(session, resp, what, empty_if_zero=True)
-        resp.drain()
-    log.debug("%s: registry has %d bytes after a 416; continuing there", what, session.offset)
+def _recover(ctx: RepoContext, session: UploadSession, what: str, start: int) -> bool:
+    """After a failed chunk, learn where the session stands; False when it cannot go on.
+
+    A 416 or a lost connection leaves the session at some offset (GET: 204 with ``Range``).
+    A registry that saw half a chunk may declare the session invalid; when the lost chunk
+    was the first, a new session starts from byte 0, since nothing else needs resending.
+    """
+    try:
+        with ctx.write("GET", session.location, what=what, expect=(204,)) as resp:
+            _advance(session, resp, what, empty_if_zero=True)
+            resp.drain()
+    except LorryError as exc:
+        if start != 0:
+            return False
+        log.debug("%s: upload session is gone (%s); starting a new one", what, exc)
+        abort_upload(ctx, session)
+        fresh = start_upload(ctx)
+        session.location, session.min_chunk, session.offset = (
+            fresh.location,
+            fresh.min_chunk,
+            0,
+        )
+        session.done = False
+        return True
+    log.debug("%s: registry has %d bytes; continuing there", what, session.offset)
+    return True
 
 
 def _advance(
