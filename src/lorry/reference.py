@@ -17,8 +17,9 @@ byte, or the same words would name different images. :func:`parse` is Go's
 - ``parse`` adds no tag; :meth:`Reference.with_default_tag` adds ``latest`` (``TagNameOnly``).
 
 The *familiar* form is the reverse: ``docker.io/`` and a sole ``library/`` are dropped
-(``FamiliarString``). Every :class:`Reference` is canonical: ``parse(str(r)) == r`` and
-``parse(r.familiar) == r`` hold for all of them.
+(``FamiliarString``), except that lorry keeps ``docker.io/`` where Docker's short form would
+read back as another registry (``docker.io/a.b/app``, ``docker.io/localhost/app``). Every
+:class:`Reference` is canonical: ``parse(str(r)) == r`` and ``parse(r.familiar) == r`` hold.
 """
 
 from __future__ import annotations
@@ -138,7 +139,13 @@ class Reference:
         if self.registry != DEFAULT_REGISTRY:
             return self.name
         rest = self.repository.removeprefix(OFFICIAL_REPO_PREFIX)
-        return rest if "/" not in rest else self.repository
+        if "/" not in rest:
+            return rest
+        # Docker would print "docker.io/a.b/app" as "a.b/app", which reads back as registry
+        # a.b; lorry keeps the prefix whenever dropping it would change the meaning.
+        if _split_docker_domain(self.repository) != (DEFAULT_REGISTRY, self.repository):
+            return self.name
+        return self.repository
 
     @property
     def familiar(self) -> str:
