@@ -103,7 +103,7 @@ def digest_rule(digest: str) -> str | None:
         return DIGEST_INVALID
     algorithm, _, encoded = digest.partition(":")
     want = _HEX_LENGTH.get(algorithm)
-    if want is None or algorithm in _GO_ONLY_HEX_LENGTH:
+    if want is None:
         return DIGEST_UNSUPPORTED if _GO_DIGEST_RE.match(digest) else CHECKSUM_FORMAT
     if len(encoded) != want:
         return CHECKSUM_LENGTH
