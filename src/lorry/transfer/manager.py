@@ -4,21 +4,22 @@ How it works, in one paragraph. Work is identified by a string **key** chosen by
 above (a blob digest for a download, registry + repository + digest for an upload); the manager
 never interprets it. :meth:`TransferManager.watch` either attaches the caller, as a new
 **watcher**, to the live transfer under that key, or creates the transfer and starts its **job**.
-Every watcher receives the transfer's progress through its own sink: events are delivered to all
-attached watchers as they are emitted, a watcher that attaches late first receives the latest
-event (the current state, or the final status if the transfer has just finished) and then only
-newer ones. Nobody cancels a transfer directly: each caller **releases** its watcher when it no
-longer needs the result, and only when the last watcher has let go is the transfer cancelled —
-so one caller's Ctrl-C never kills work another caller is still waiting for. A caller that
-arrives while a transfer is being cancelled waits for it to end and then gets a fresh one.
-Transfers hold a **slot** under a concurrency limit (``0`` = unlimited); the ones that find no
-free slot queue up first-in first-out. A job that stops moving data but has not finished (a
-downloaded layer waiting for its parent to be registered) calls
-:meth:`TransferContext.set_inactive` to hand its slot to the next queued transfer. A finished
-transfer leaves the map at once (there is no result cache); its result stays readable through
-the watchers, and the hooks registered with :meth:`Transfer.on_released` run once it has
-finished *and* every watcher has released it. Jobs run in the manager's own task group, so
-closing the manager cancels and awaits all of them.
+Every attached watcher receives each progress event through its own sink as it is emitted
+(sinks must not block; xfer-spec §1.3); a watcher that attaches late first receives the latest
+event — the current state — and then only newer ones. Nobody cancels a transfer directly: each
+caller **releases** its watcher when it no longer needs the result, and only when the last
+watcher has let go is the transfer cancelled, so one caller's Ctrl-C never kills work another
+caller is still waiting for. A caller that arrives while a transfer is being cancelled waits
+for it to end and then gets a fresh one. A transfer ends and leaves the map in one step (there
+is no result cache), so a caller either joins in time to see the final status or starts anew;
+the result stays readable through the watchers, attaching to a finished :class:`Transfer`
+object directly delivers its final status, and the hooks registered with
+:meth:`Transfer.on_released` run once it has ended *and* every watcher has released it.
+Transfers hold a **slot** under a concurrency limit (``0`` = unlimited); those that find none
+free queue first-in first-out. A job that stops moving data before it is finished (say, a
+downloaded layer waiting for its parent) calls :meth:`TransferContext.set_inactive` to hand its
+slot to the next queued transfer. Jobs run in the manager's own task group, so closing the
+manager cancels and awaits all of them.
 
 A job is ``job(ctx) -> awaitable``. It is called synchronously inside ``watch`` when the transfer
 is created (so it may attach to other transfers and register release hooks without racing);

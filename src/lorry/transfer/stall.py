@@ -10,11 +10,13 @@ xfer-spec §7.14) runs inside :meth:`StallGuard.exempt`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar, cast
 
 import anyio
+import anyio.from_thread
 
 from lorry.errors import InvalidInputError, StallError
 from lorry.progress import ProgressEvent, ProgressSink
@@ -51,9 +53,13 @@ class StallGuard:
         self._what = what
         self._last = self._clock.now()
         self._exempt = 0
+        self._thread = threading.get_ident()
 
     def emit(self, event: ProgressEvent) -> None:
-        """Record activity and forward the event."""
+        """Record activity and forward the event; callable from an anyio worker thread too."""
+        if threading.get_ident() != self._thread:
+            anyio.from_thread.run_sync(self.emit, event)
+            return
         self.touch()
         self._sink.emit(event)
 

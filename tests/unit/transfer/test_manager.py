@@ -365,3 +365,24 @@ async def test_job_error_reaches_every_watcher() -> None:
             with pytest.raises(InvalidInputError, match="bad layer"):
                 await w.result()
             await w.release()
+
+
+async def test_progress_from_a_worker_thread() -> None:
+    """The byte path runs in threads: events emitted there reach the watchers in order."""
+    from lorry.transfer.stall import StallGuard
+
+    def byte_path(guard: StallGuard) -> str:
+        for n in range(5):
+            guard.emit(progress("x", n, total=4))
+        return "done"
+
+    async def job(ctx: TransferContext) -> str:
+        guard = StallGuard(ctx, timeout=30)
+        return await guard.run(lambda: anyio.to_thread.run_sync(byte_path, guard))
+
+    sink = RecordingSink()
+    async with TransferManager(1) as mgr:
+        w = await mgr.watch("k", job, sink)
+        assert await w.result() == "done"
+        await w.release()
+    assert [e.current for e in sink.events] == [0, 1, 2, 3, 4]
