@@ -160,7 +160,13 @@ class Transport:
             self.backoff.wait(origin.netloc)
             hdrs = dict(call.headers)
             if origin == call.home:
-                value = self.auth.authorization(call.home, call.endpoint.auth_name, call.scopes)
+                try:
+                    value = self.auth.authorization(call.home, call.endpoint.auth_name, call.scopes)
+                except LorryError as exc:
+                    # Name the object too: "fetching manifest v1 from r/a: authenticating ..."
+                    raise type(exc)(
+                        f"{call.what}: {exc}", status=exc.status, url=exc.url, codes=exc.codes
+                    ) from exc
                 if value:
                     hdrs["Authorization"] = value
             payload = body() if callable(body) else body

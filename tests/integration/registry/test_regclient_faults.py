@@ -99,10 +99,12 @@ def test_stalled_body_times_out_then_resumes(
     impatient = make_session(timeout=0.5).client(proxy.host, REPO)
     verifier = Verifier(DIGEST, SIZE)
     out = bytearray()
-    with pytest.raises(StallError, match=r"fetching blob sha256:\w{12}… from .*no data"):
-        with impatient.open_blob(DIGEST, size=SIZE, verifier=verifier) as reader:
-            for chunk in reader:
-                out += chunk
+    with (
+        pytest.raises(StallError, match=r"fetching blob sha256:\w{12}… from .*no data"),
+        impatient.open_blob(DIGEST, size=SIZE, verifier=verifier) as reader,
+    ):
+        for chunk in reader:
+            out += chunk
     stall.release()
     with impatient.open_blob(DIGEST, len(out), size=SIZE, verifier=verifier) as reader:
         out += b"".join(reader)
