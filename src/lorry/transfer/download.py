@@ -45,11 +45,13 @@ class _Relay:
         self.latest: ProgressEvent | None = None
 
     def emit(self, event: ProgressEvent) -> None:
+        """Remember the event and pass it on if a target is bound."""
         self.latest = event
         if self.target is not None:
             self.target.emit(event)
 
     def bind(self, target: ProgressSink | None) -> None:
+        """Start forwarding to ``target`` (None drops events), replaying the latest first."""
         self.target = target
         if target is not None and self.latest is not None:
             target.emit(self.latest)
@@ -286,6 +288,7 @@ class _PullRun(Generic[H, L]):
         descs: list[DownloadDescriptor[H]],
         rootfs: list[DiffID],
     ) -> list[L]:
+        """Create or join every missing layer's transfers, then wait for all of them."""
         keys = [d.key() for d in descs]
         base = str(chain_id(initial)) if initial else ""
         n_existing = len(rootfs) - len(initial)
@@ -316,6 +319,7 @@ class _PullRun(Generic[H, L]):
         parent: Watcher[L] | ChainID | None,
         dup: bool,
     ) -> Watcher[L]:
+        """Watch the layer transfer of one missing layer, creating it (and its fetch) if new."""
         line = desc.id()
         sink: ProgressSink = NullSink() if dup else self.sink
         if not dup:
@@ -339,6 +343,7 @@ class _PullRun(Generic[H, L]):
     async def fetch_watcher(
         self, tg: anyio.abc.TaskGroup, desc: DownloadDescriptor[H], relay: _Relay
     ) -> Watcher[H]:
+        """Watch the fetch of this blob: this call's own, a live shared one, or a new one."""
         key = desc.key()
         seen = self.fetches.get(key)
         if seen is not None:
