@@ -138,7 +138,8 @@ class DownloadManager(Generic[H, L]):
     ) -> tuple[list[DiffID], LayerRelease[L]]:
         """Make the layers exist in the store; return the rootfs DiffIDs and a release handle.
 
-        ``descriptors`` go bottom→top on top of ``initial_rootfs``. ``limits`` tightens the
+        ``descriptors`` go bottom→top on top of ``initial_rootfs`` (whose top layer the caller
+        keeps referenced during the call). ``limits`` tightens the
         download and CPU limits for this call only. On error or cancellation every reference
         is dropped before the error propagates; on success the handle keeps them.
         """
