@@ -80,7 +80,10 @@ def test_login_logout_via_helper_and_no_secret_in_debug_logs(
         env=helper_env,
         stdin=b"wrong-password\n",
     )
-    assert bad.returncode == 5 and f"logging in to {server.host}: authenticating".encode() in bad.stderr
+    assert (
+        bad.returncode == 5
+        and f"logging in to {server.host}: authenticating".encode() in bad.stderr
+    )
     assert not Path(helper_env["LORRYTEST_HELPER_STORE"]).exists()
 
     login = run_lorry(
