@@ -1,0 +1,100 @@
+"""Pull benchmark: ``lorry pull`` into a fresh store vs ``skopeo copy docker://… oci:DIR``.
+
+Builds the images (``large``: 8 layers, ≈500 MB gzip, ≈1.06 GB of tar, ≈40.8k files;
+``many-small``: 40 layers of ≈3 MB), pushes them to a local ``docker-registry`` with skopeo,
+then pulls each one with both tools alternately, every run into a fresh destination, and prints
+the median seconds, the ratio lorry/skopeo and lorry's peak RSS next to the targets
+(ratio ≤ 1.3 on 'large', peak RSS ≤ 150 MB). Run: ``.venv/bin/python benchmarks/pull.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from _common import (
+    MB,
+    TAG,
+    Comparison,
+    Options,
+    alternate,
+    build,
+    emit_json,
+    lorry_cmd,
+    note,
+    parse_options,
+    serve,
+    start,
+    work_dir,
+)
+from _proc import BenchmarkError, Run, clean_env, run_checked, run_measured
+
+from lorry.testing.registry import RegistryServer
+from lorry.testing.skopeo import SKOPEO_BINARY
+
+#: Targets printed next to the figures (issue 6).
+RATIO_TARGET = {"large": 1.3}
+RSS_TARGET = 150 * MB
+
+
+def lorry_pull(ref: str, work: Path, env: dict[str, str], i: int) -> Run:
+    """``lorry pull REF`` into a fresh store; check the image is there; remove the store."""
+    root = work / f"lorry-store-{i}"
+    log = work / "lorry-pull.log"
+    run = run_measured(lorry_cmd(root, "pull", ref, "--progress", "plain"), env=env, log=log)
+    if not run_checked(lorry_cmd(root, "images", "-q"), env=env, log=log).strip():
+        raise BenchmarkError(f"lorry pull {ref} succeeded but the store at {root} has no image")
+    shutil.rmtree(root)
+    return run
+
+
+def skopeo_pull(ref: str, work: Path, env: dict[str, str], i: int) -> Run:
+    """``skopeo copy docker://REF oci:DIR:bench`` into a fresh layout; remove it afterwards."""
+    dest = work / f"skopeo-layout-{i}"
+    cmd = [SKOPEO_BINARY, "copy", "--insecure-policy", "--quiet", "--src-tls-verify=false"]
+    run = run_measured(
+        [*cmd, f"docker://{ref}", f"oci:{dest}:{TAG}"], env=env, log=work / "skopeo-pull.log"
+    )
+    if not (dest / "index.json").is_file():
+        raise BenchmarkError(f"skopeo copy {ref} succeeded but wrote no {dest}/index.json")
+    shutil.rmtree(dest)
+    return run
+
+
+def bench_image(name: str, work: Path, registry: RegistryServer, options: Options) -> Comparison:
+    """Build, serve and pull one image with both tools; return the comparison."""
+    image = build(name, work / "images" / name)
+    ref = serve(image, registry)
+    env = clean_env(work / "home")
+    note(f"pulling {ref}: {options.warmup} warm-up + {options.runs} timed runs per tool")
+    lorry_runs, skopeo_runs = alternate(
+        options,
+        lambda i: lorry_pull(ref, work, env, i),
+        lambda i: skopeo_pull(ref, work, env, i),
+    )
+    return Comparison(
+        "pull", image, "skopeo copy", lorry_runs, skopeo_runs, RATIO_TARGET.get(name), RSS_TARGET
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the pull benchmark for the chosen images; print the figures."""
+    options = parse_options("lorry pull vs skopeo copy, on a local registry", argv)
+    comparisons: list[Comparison] = []
+    with work_dir(options) as work, start(work / "registry") as registry:
+        for name in options.images:
+            comparison = bench_image(name, work, registry, options)
+            print("\n".join(comparison.lines()), flush=True)
+            comparisons.append(comparison)
+    emit_json(comparisons, options, "pull")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchmarkError as err:
+        print(f"benchmark failed: {err}", file=sys.stderr)
+        sys.exit(1)
