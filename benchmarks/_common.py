@@ -94,9 +94,7 @@ def parse_options(description: str, argv: Sequence[str] | None = None) -> Option
         help="which image to measure (all = large and many-small; tiny is for smoke tests)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each tool (5)")
-    parser.add_argument(
-        "--warmup", type=int, default=1, help="untimed runs of each tool first (1)"
-    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each tool first (1)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument(
