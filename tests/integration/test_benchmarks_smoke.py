@@ -6,10 +6,12 @@ scripts build, serve, pull/push with lorry and skopeo, measure, print and clean 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +19,16 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
+
+
+def _load(path: Path) -> ModuleType:
+    """Import a benchmark helper module by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -55,11 +67,8 @@ def test_benchmark_prints_its_figures_and_cleans_up(script: str, tmp_path: Path)
 
 def test_peak_rss_is_the_commands_own_not_the_harness(tmp_path: Path) -> None:
     """A 300 MB harness must not make a small child look big, nor hide a big child's peak."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from _proc import clean_env, run_measured
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    proc = _load(BENCHMARKS / "_proc.py")
+    clean_env, run_measured = proc.clean_env, proc.run_measured
     ballast = bytearray(300_000_000)
     ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page: really resident
     env = clean_env(tmp_path / "home")
