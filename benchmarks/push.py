@@ -33,7 +33,7 @@ from _common import (
     start,
     work_dir,
 )
-from _proc import BenchmarkError, Run, clean_env, run_checked, run_measured
+from _proc import BenchmarkError, Run, clean_env, run_measured
 
 from lorry.testing.registry import RegistryServer
 from lorry.testing.skopeo import SKOPEO_BINARY
@@ -68,11 +68,12 @@ def into_fresh_registry(
 
 
 def lorry_push(image: BenchImage, src: str, store: Path, env: dict[str, str], i: int) -> Run:
-    """Tag the pulled image for a fresh registry (untimed), then time ``lorry push`` of it."""
+    """Time ``lorry push SRC DEST`` of the pulled image into a fresh registry."""
 
     def push(dest: str, log: Path) -> Run:
-        run_checked(lorry_cmd(store, "tag", src, dest), env=env, log=log)
-        return run_measured(lorry_cmd(store, "push", dest, "--progress", "plain"), env=env, log=log)
+        return run_measured(
+            lorry_cmd(store, "push", src, dest, "--progress", "plain"), env=env, log=log
+        )
 
     return into_fresh_registry(image, store.parent, "lorry", i, push)
 
