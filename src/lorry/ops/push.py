@@ -120,10 +120,10 @@ async def push(
             client = lease.session.client_for(ref)
             target = BlobTarget(store, client, chunked, chunk_size)
             allow = _allowed(ref, allow_nondistributable)
-            await _send_layers(
+            mounted = await _send_layers(
                 plan, target, out, allow_foreign=allow, uploads=uploads, limits=limits, retry=retry
             )
-            digest = await _send_documents(plan, target, ref)
+            digest = await _send_documents(plan, target, ref, mounted)
         finally:
             lease.release()
         await anyio.to_thread.run_sync(_remember, store, plan, image_id, ref, digest)
@@ -147,26 +147,29 @@ async def _send_layers(
     uploads: UploadManager[Descriptor] | None,
     limits: Limits | None,
     retry: RetryPolicy | None,
-) -> None:
-    """Make every layer blob exist in the target repository."""
+) -> list[str]:
+    """Make every layer blob exist in the target repository; return where mounts came from."""
     descs = [
         LayerPush(target, lb.desc, lb.diff_id, allow_foreign=allow_foreign) for lb in plan.layers
     ]
     if not descs:
-        return
+        return []
     async with AsyncExitStack() as stack:
         if uploads is None:
             uploads = await stack.enter_async_context(
                 UploadManager[Descriptor](limits=limits, retry=retry)
             )
         await uploads.upload(descs, sink, limits=limits)
+    return list(dict.fromkeys(d.mounted_from for d in descs if d.mounted_from))
 
 
-async def _send_documents(plan: PushPlan, target: BlobTarget, ref: Reference) -> Digest:
+async def _send_documents(
+    plan: PushPlan, target: BlobTarget, ref: Reference, mounted: list[str]
+) -> Digest:
     """Configs first, then child manifests by digest, then the manifest or index by tag."""
     client = target.client
     for config in plan.configs:
-        await anyio.to_thread.run_sync(push_small_blob, target, config)
+        await anyio.to_thread.run_sync(push_small_blob, target, config, mounted)
     for child in plan.children:
         put = functools.partial(client.put_manifest, child.digest, child.raw, child.media_type)
         await anyio.to_thread.run_sync(put)

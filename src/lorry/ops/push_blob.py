@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -219,10 +219,21 @@ def upload_blob(
         )
 
 
-def push_small_blob(target: BlobTarget, desc: Descriptor) -> bool:
-    """Make a small blob (a config) exist in the target; True when it had to be uploaded."""
-    if target.client.stat_blob(desc.digest) is not None:
-        return False
+def push_small_blob(target: BlobTarget, desc: Descriptor, mount_from: Sequence[str] = ()) -> str:
+    """Make a small blob (a config) exist in the target: ``exists``, ``mounted`` or ``pushed``.
+
+    ``mount_from`` names repositories that the image's layers were just mounted from; the
+    config most likely lives there too, so one mount is tried before uploading.
+    """
+    client = target.client
+    if client.stat_blob(desc.digest) is not None:
+        return "exists"
+    session: UploadSession | None = None
+    if mount_from:
+        got = client.mount_blob(desc.digest, mount_from[0])
+        if got is True:
+            return "mounted"
+        session = got
     with target.store.content.open_blob(desc.digest) as f:
-        upload_blob(target, desc, None, ProgressReader(f, desc.size))
-    return True
+        upload_blob(target, desc, session, ProgressReader(f, desc.size))
+    return "pushed"

@@ -55,6 +55,8 @@ class LayerPush:
         self._allow_foreign = allow_foreign
         self._cancelled = threading.Event()
         self._closed = False
+        #: The repository the blob was mounted from, once it was.
+        self.mounted_from: str | None = None
 
     def key(self) -> str:
         """Registry + repository + blob digest: one upload per place, shared by pushes."""
@@ -86,6 +88,7 @@ class LayerPush:
             status = statuses.LAYER_ALREADY_EXISTS
         elif kind == "mounted":
             assert isinstance(detail, str)
+            self.mounted_from = detail
             status = statuses.mounted_from(detail)
         else:
             assert detail is None or isinstance(detail, UploadSession)

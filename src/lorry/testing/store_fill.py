@@ -32,47 +32,75 @@ def _load(layout: Path, digest: str) -> bytes:
     return data
 
 
-def _pick_manifest(layout: Path) -> dict[str, Any]:
+def _top_descriptor(layout: Path) -> dict[str, Any]:
     index = json.loads((layout / "index.json").read_bytes())
     desc: dict[str, Any] = index["manifests"][0]
+    return desc
+
+
+def _pick_manifest(layout: Path) -> dict[str, Any]:
+    desc = _top_descriptor(layout)
     while mt.is_index(desc["mediaType"]):
         nested = json.loads(_load(layout, desc["digest"]))
         desc = nested["manifests"][0]
     return desc
 
 
-def fill_store(store: Store, layout: Path, reference: str) -> Image:
-    """Import the first image of the OCI layout ``layout`` and tag it ``reference``."""
-    ref = parse(reference).with_default_tag()
-    desc = _pick_manifest(layout)
+def _import_image(store: Store, layout: Path, desc: dict[str, Any]) -> Image:
+    """Import one image manifest's layers, config and manifest bytes (caller holds the store)."""
     manifest_raw = _load(layout, desc["digest"])
     manifest = json.loads(manifest_raw)
     config_raw = _load(layout, manifest["config"]["digest"])
     want = diff_ids_of(parse_config(config_raw))
     if len(want) != len(manifest["layers"]):
         raise InvalidInputError("layers from manifest don't match image configuration")
+    parent: ChainID | None = None
+    for layer_desc, diff_id in zip(manifest["layers"], want, strict=True):
+        blob = Digest.parse(layer_desc["digest"])
+        media_type = layer_desc["mediaType"]
+        path = layout / "blobs" / blob.algorithm / blob.hex
+        with store.content.writer(blob, layer_desc["size"], media_type=media_type) as w:
+            if not w.exists:
+                with path.open("rb") as f:
+                    f.seek(w.offset)
+                    while chunk := f.read(_CHUNK):
+                        w.write(chunk)
+            w.commit()
+        layer = store.layers.register(blob, parent, media_type=media_type)
+        if layer.diff_id != diff_id:
+            raise IntegrityError(f"layer {blob}: DiffID {layer.diff_id}, config says {diff_id}")
+        parent = layer.chain_id
+    config = store.content.put_bytes(config_raw, media_type=manifest["config"]["mediaType"])
+    store.content.put_bytes(manifest_raw, media_type=desc["mediaType"])
+    image = store.images.create(config.digest)
+    store.images.add_manifest(image.id, Digest.parse(desc["digest"]), desc["mediaType"])
+    return image
+
+
+def fill_store(store: Store, layout: Path, reference: str, *, all_platforms: bool = False) -> Image:
+    """Import the first image of the OCI layout ``layout`` and tag it ``reference``.
+
+    With ``all_platforms`` and a layout whose tag points at an index, every child image is
+    imported and the index bytes are recorded for each of them (``images.add_manifest``), as
+    ``pull --all-platforms`` does; the tag and the repo digest (the index digest) point at the
+    first child.
+    """
+    ref = parse(reference).with_default_tag()
+    top = _top_descriptor(layout)
     with store.hold():
-        parent: ChainID | None = None
-        for layer_desc, diff_id in zip(manifest["layers"], want, strict=True):
-            blob = Digest.parse(layer_desc["digest"])
-            media_type = layer_desc["mediaType"]
-            path = layout / "blobs" / blob.algorithm / blob.hex
-            with store.content.writer(blob, layer_desc["size"], media_type=media_type) as w:
-                if not w.exists:
-                    with path.open("rb") as f:
-                        f.seek(w.offset)
-                        while chunk := f.read(_CHUNK):
-                            w.write(chunk)
-                w.commit()
-            layer = store.layers.register(blob, parent, media_type=media_type)
-            if layer.diff_id != diff_id:
-                raise IntegrityError(f"layer {blob}: DiffID {layer.diff_id}, config says {diff_id}")
-            parent = layer.chain_id
-        config = store.content.put_bytes(config_raw, media_type=manifest["config"]["mediaType"])
-        store.content.put_bytes(manifest_raw, media_type=desc["mediaType"])
-        image = store.images.create(config.digest)
-        store.images.add_manifest(image.id, Digest.parse(desc["digest"]), desc["mediaType"])
+        if all_platforms and mt.is_index(top["mediaType"]):
+            index_raw = _load(layout, top["digest"])
+            children = json.loads(index_raw)["manifests"]
+            images = [_import_image(store, layout, child) for child in children]
+            store.content.put_bytes(index_raw, media_type=top["mediaType"])
+            index_digest = Digest.parse(top["digest"])
+            for img in images:
+                store.images.add_manifest(img.id, index_digest, top["mediaType"])
+            image, digest = images[0], index_digest
+        else:
+            desc = _pick_manifest(layout)
+            image, digest = _import_image(store, layout, desc), Digest.parse(desc["digest"])
         if ref.tag:
             store.refs.add_tag(ref.name, ref.tag, image.id)
-        store.refs.add_digest(ref.name, Digest.parse(desc["digest"]), image.id)
+        store.refs.add_digest(ref.name, digest, image.id)
     return image
