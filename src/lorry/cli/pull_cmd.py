@@ -1,0 +1,95 @@
+"""``lorry pull``: fetch an image from a registry into the local store, docker-style.
+
+Progress goes to **stderr** (``--progress``: ``tty`` redraws one line per layer, ``plain`` writes
+one line per status change without control codes, ``json`` writes the Docker Engine JSON message
+stream, ``auto`` picks tty on a terminal, else plain). **stdout** gets nothing but the fully
+qualified reference of what was pulled (one line per tag with ``--all-tags``), as ``docker pull``
+ends; ``-q`` silences the progress. With ``--progress json`` a failure is reported in the stream
+as an ``errorDetail`` message (the exit code still says what kind of failure it was).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+import click
+
+from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.render import make_renderer
+from lorry.errors import LorryError, exit_code
+from lorry.ops.pull import PullResult, pull_sync
+from lorry.progress import NullSink, ProgressEvent, ProgressSink
+from lorry.reference import parse
+from lorry.store import Store
+
+__all__ = ["pull_cmd"]
+
+ProgressMode = Literal["auto", "tty", "plain", "json"]
+
+
+def _message(exc: BaseException) -> str:
+    """The error and its causes on one line, without repeats."""
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None:
+        text = " ".join(str(cur).split())
+        if text and not any(text in p for p in parts):
+            parts.append(text)
+        cur = cur.__cause__
+    return ": ".join(parts) or type(exc).__name__
+
+
+def _pulled(result: PullResult) -> list[str]:
+    """The fully qualified references a pull leaves behind, for stdout."""
+    return [str(r.reference) for r in result.tags] or [str(result.reference)]
+
+
+@cli.command("pull")
+@click.argument("reference")
+@click.option("--platform", help="Pick this os/arch[/variant] from a multi-platform image.")
+@click.option(
+    "--all-platforms", is_flag=True, help="Pull every platform of a multi-platform image."
+)
+@click.option("-a", "--all-tags", is_flag=True, help="Pull every tag of the repository.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--progress",
+    "mode",
+    type=click.Choice(["auto", "tty", "plain", "json"]),
+    default="auto",
+    show_default=True,
+    help="How progress is shown on stderr.",
+)
+@pass_context
+def pull_cmd(
+    ctx: CliContext,
+    *,
+    reference: str,
+    platform: str | None,
+    all_platforms: bool,
+    all_tags: bool,
+    quiet: bool,
+    mode: ProgressMode,
+) -> None:
+    """Pull an image (or every tag of a repository) from a registry into the store."""
+    sink: ProgressSink = NullSink() if quiet else make_renderer(mode, sys.stderr)
+    if not all_tags and parse(reference).is_name_only:
+        sink.emit(ProgressEvent(status="Using default tag: latest", is_message=True))
+    with Store.open(ctx.root) as store:
+        try:
+            result = pull_sync(
+                reference,
+                store=store,
+                platform=platform,
+                all_platforms=all_platforms,
+                all_tags=all_tags,
+                sink=sink,
+            )
+        except LorryError as exc:
+            if mode != "json" or quiet:
+                raise
+            sink.emit(ProgressEvent(error=_message(exc)))
+            raise click.exceptions.Exit(exit_code(exc)) from exc
+    for line in _pulled(result):
+        click.echo(line)

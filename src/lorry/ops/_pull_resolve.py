@@ -1,0 +1,150 @@
+"""Pull's first stage: from a reference to the image manifests to pull (xfer-spec §4.2, §4.5).
+
+The top document is fetched by tag or digest. Pulled by digest, its digest is checked before
+anything is parsed (for signed schema1, the digest of the JWS payload, which is the one
+registries and docker name it by). An index (OCI index or Docker manifest list) is resolved to
+the best entry for the wanted platform — host by default — or to every entry with
+``all_platforms``; nested indexes are followed, unknown entry types skipped. Schema1 manifests
+are checked and cleaned as moby's ``fixManifestLayers`` does. Everything here blocks: run it in
+a worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lorry import mediatypes as mt
+from lorry.digest import Digest
+from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
+from lorry.oci import Index, Manifest, Schema1Manifest, parse_manifest
+from lorry.platform import Platform
+from lorry.reference import Reference
+from lorry.registry.client import RegistryClient
+
+__all__ = ["Resolved", "Target", "display_platform", "resolve"]
+
+_MAX_NESTING = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to pull: its manifest and the index entry's platform it was chosen for."""
+
+    manifest: Manifest | Schema1Manifest
+    digest: Digest
+    media_type: str
+    platform: Platform | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a reference points at: the top document and the images chosen from it.
+
+    ``digest`` is the one to report and record as the repo digest: the index's when the
+    reference names an index, as docker does. ``indexes`` are the index documents passed
+    through (outermost first), kept so their exact bytes can be stored.
+    """
+
+    digest: Digest
+    media_type: str
+    targets: tuple[Target, ...]
+    indexes: tuple[Index, ...] = ()
+
+
+def display_platform(platform: Platform) -> str:
+    """How a platform is named in messages: the amd64 micro-architecture level left out."""
+    if platform.architecture == "amd64" and (platform.variant or "").startswith("v"):
+        return f"{platform.os}/amd64"
+    return str(platform)
+
+
+def resolve(
+    client: RegistryClient,
+    ref: Reference,
+    *,
+    platform: Platform | None = None,
+    all_platforms: bool = False,
+) -> Resolved:
+    """Fetch the document ``ref`` names and choose the image manifest(s) to pull."""
+    wanted: str | Digest = Digest.parse(ref.digest) if ref.digest else (ref.tag or "latest")
+    raw, media_type, digest = client.get_manifest(wanted)
+    if isinstance(wanted, Digest):
+        _verify_top(raw, media_type, wanted)
+        digest = wanted
+    doc = parse_manifest(raw, media_type)
+    if isinstance(doc, Schema1Manifest):
+        digest = wanted if isinstance(wanted, Digest) else doc.digest
+        return Resolved(digest, doc.media_type, (Target(doc.fix_layers(), digest, doc.media_type),))
+    if isinstance(doc, Manifest):
+        return Resolved(digest, doc.media_type, (Target(doc, digest, doc.media_type),))
+    host = platform or Platform.host()
+    indexes: list[Index] = []
+    if all_platforms:
+        targets = _all_entries(client, doc, indexes, 0)
+    else:
+        targets = [_select(client, doc, host, indexes, 0)]
+    if not targets:
+        raise NotFoundError(f"index {digest} of {ref.name} lists no image manifest lorry can pull")
+    return Resolved(digest, doc.media_type, tuple(targets), tuple(indexes))
+
+
+def _verify_top(raw: bytes, media_type: str, wanted: Digest) -> None:
+    """Check the bytes against the digest asked for, before they are trusted at all."""
+    if Digest.of(raw, wanted.algorithm) == wanted:
+        return
+    if media_type == mt.DOCKER_MANIFEST_V1_SIGNED and Schema1Manifest.parse(
+        raw, media_type
+    ).matches_digest(wanted):
+        return
+    raise IntegrityError(f"manifest verification failed for digest {wanted}")
+
+
+def _child(client: RegistryClient, entry_digest: Digest, size: int) -> Manifest | Index:
+    """Fetch an index entry by digest (verified by the client) and check its size."""
+    raw, media_type, _ = client.get_manifest(entry_digest)
+    if len(raw) != size:
+        raise IntegrityError(f"manifest {entry_digest}: {len(raw)} bytes, the index says {size}")
+    doc = parse_manifest(raw, media_type)
+    if isinstance(doc, Schema1Manifest):
+        raise UnsupportedError(f"manifest {entry_digest}: a schema1 manifest inside an index")
+    return doc
+
+
+def _select(
+    client: RegistryClient, index: Index, want: Platform, seen: list[Index], depth: int
+) -> Target:
+    """The best entry for ``want``; nested indexes are searched in preference order."""
+    if depth > _MAX_NESTING:
+        raise UnsupportedError(f"index {index.digest}: nested more than {_MAX_NESTING} deep")
+    seen.append(index)
+    for entry in index.matching(want):
+        doc = _child(client, entry.digest, entry.size)
+        if isinstance(doc, Manifest):
+            return Target(doc, entry.digest, doc.media_type, entry.platform)
+        try:
+            return _select(client, doc, want, seen, depth + 1)
+        except NotFoundError:
+            del seen[depth + 1 :]
+            continue
+    raise NotFoundError(
+        f"no matching manifest for {display_platform(want)} in the manifest list entries"
+    )
+
+
+def _all_entries(
+    client: RegistryClient, index: Index, seen: list[Index], depth: int
+) -> list[Target]:
+    """Every image manifest the index (and any nested index) lists, in index order."""
+    if depth > _MAX_NESTING:
+        raise UnsupportedError(f"index {index.digest}: nested more than {_MAX_NESTING} deep")
+    seen.append(index)
+    out: list[Target] = []
+    for entry in index.manifests:
+        if not (mt.is_manifest(entry.media_type) or mt.is_index(entry.media_type)):
+            continue  # unknown entry types are skipped (image-spec)
+        doc = _child(client, entry.digest, entry.size)
+        if isinstance(doc, Manifest):
+            out.append(Target(doc, entry.digest, doc.media_type, entry.platform))
+        else:
+            out.extend(_all_entries(client, doc, seen, depth + 1))
+    return out
