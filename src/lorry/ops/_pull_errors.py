@@ -26,7 +26,9 @@ def translate_pull_error(exc: LorryError, ref: Reference) -> LorryError:
         )
     elif isinstance(exc, NotFoundError) and "NAME_UNKNOWN" in codes:
         new = NotFoundError(f"repository {ref.familiar_name} not found")
-    elif isinstance(exc, NotFoundError) and ("MANIFEST_UNKNOWN" in codes or exc.status == 404):
+    elif isinstance(exc, NotFoundError) and (
+        "MANIFEST_UNKNOWN" in codes or (exc.status == 404 and not codes)
+    ):
         new = NotFoundError(f"manifest for {ref.familiar} not found")
     if new is None:
         return exc
