@@ -1,0 +1,36 @@
+"""Helpers for the pull integration tests: push built images, pull them with fast retries."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from lorry.ops.pull import PullResult, pull_sync
+from lorry.store import Store
+from lorry.store.inspect import inspect_image
+from lorry.testing.builder import BuiltImage
+from lorry.testing.registry import RegistryServer
+from lorry.testing.skopeo import push_layout
+from lorry.transfer import RetryPolicy
+
+_names = itertools.count()
+
+#: Retries without the 5 s waits, so fault tests stay fast.
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01)
+
+
+def push(built: BuiltImage, registry: RegistryServer, repo: str = "pull/img") -> str:
+    """Push ``built`` under a repository name unique to this session; return ``host/repo:tag``."""
+    name = f"{repo}{next(_names)}"
+    return push_layout(built, registry, name).removeprefix("docker://")
+
+
+def pull(store: Store, ref: str, **options: Any) -> PullResult:
+    """Pull with fast retries unless the test says otherwise."""
+    options.setdefault("retry", FAST_RETRY)
+    return pull_sync(ref, store=store, **options)
+
+
+def inspect(store: Store, result: PullResult) -> dict[str, Any]:
+    """``lorry inspect`` of the pulled image."""
+    return inspect_image(store, result.image_id)
