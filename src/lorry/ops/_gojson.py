@@ -29,6 +29,7 @@ __all__ = [
     "encode_struct",
     "go_string",
     "go_time",
+    "loads",
     "raw_members",
 ]
 
