@@ -15,6 +15,7 @@ may be the bad ones: then it is retried once from zero (moby's rule, xfer-spec Â
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,9 @@ from lorry.store.ingest import IngestWriter
 from lorry.store.layers import Layer
 from lorry.transfer import statuses as st
 from lorry.transfer.protocols import ExtractProgress, TransferProgress, blob_key
+
+#: Posts a progress event from the worker thread to the event loop.
+Emit = Callable[[ProgressEvent], None]
 
 __all__ = ["MAX_RECONNECTS", "FetchedLayer", "LayerSource", "RegistryLayer", "StoreLayers"]
 
@@ -104,21 +108,21 @@ class RegistryLayer:
 
     async def download(self, progress: TransferProgress) -> FetchedLayer:
         """Fetch, verify and commit the blob into the content store (in a worker thread)."""
-        return await anyio.to_thread.run_sync(self._download, progress)
+        return await anyio.to_thread.run_sync(self._download, _poster(progress))
 
     # -- the worker thread --------------------------------------------------------------------
 
-    def _download(self, progress: TransferProgress) -> FetchedLayer:
+    def _download(self, emit: Emit) -> FetchedLayer:
         src = self.source
         writer = self._store.content.writer(
-            src.digest, src.size, media_type=src.media_type, on_wait=self._on_wait(progress)
+            src.digest, src.size, media_type=src.media_type, on_wait=self._on_wait(emit)
         )
         with writer:
             resumed = writer.resumed > 0
             try:
                 if not writer.exists:
-                    resumed = self._fill(writer, progress) or resumed
-                progress.emit(ProgressEvent(id=self.id(), status=st.VERIFYING_CHECKSUM))
+                    resumed = self._fill(writer, emit) or resumed
+                emit(ProgressEvent(id=self.id(), status=st.VERIFYING_CHECKSUM))
                 info = writer.commit()
             except IntegrityError as exc:
                 writer.abort()  # never resume from bytes that failed a check
@@ -128,7 +132,7 @@ class RegistryLayer:
                         "retrying from the start"
                     ) from exc
                 raise
-        progress.emit(ProgressEvent(id=self.id(), status=st.DOWNLOAD_COMPLETE))
+        emit(ProgressEvent(id=self.id(), status=st.DOWNLOAD_COMPLETE))
         diff = info.diff_id
         if diff is None:  # committed earlier without a layer media type
             diff = self._store.content.layer_info(src.digest, src.media_type).diff_id
@@ -140,13 +144,13 @@ class RegistryLayer:
             )
         return FetchedLayer(src.digest, src.media_type, info.size, diff)
 
-    def _fill(self, writer: IngestWriter, progress: TransferProgress) -> bool:
+    def _fill(self, writer: IngestWriter, emit: Emit) -> bool:
         """Stream the rest of the blob into ``writer``; True if it reconnected mid-way."""
         check = anyio.from_thread.check_cancelled
         total = self.source.size
         throttle = ByteThrottle(total, writer.offset)
         if writer.offset:
-            progress.emit(downloading(self.id(), writer.offset, total))
+            emit(downloading(self.id(), writer.offset, total))
         reconnects = 0
         while True:
             start = writer.offset
@@ -160,7 +164,7 @@ class RegistryLayer:
                     check()
                     writer.write(chunk)
                     if throttle.due(writer.offset):
-                        progress.emit(downloading(self.id(), writer.offset, total))
+                        emit(downloading(self.id(), writer.offset, total))
                 return reconnects > 0
             except UnavailableError:
                 if writer.offset == start or reconnects >= MAX_RECONNECTS:
@@ -169,7 +173,7 @@ class RegistryLayer:
             finally:
                 reader.close()
 
-    def _on_wait(self, progress: TransferProgress) -> Callable[[], None]:
+    def _on_wait(self, emit: Emit) -> Callable[[], None]:
         """The ingest-lock wait hook: cancellable, and says ``Waiting`` now and then."""
         polls = 0
 
@@ -177,10 +181,30 @@ class RegistryLayer:
             nonlocal polls
             anyio.from_thread.check_cancelled()
             if polls % _WAIT_REPORT_EVERY == 0:  # another process is fetching this blob
-                progress.emit(ProgressEvent(id=self.id(), status=st.WAITING))
+                emit(ProgressEvent(id=self.id(), status=st.WAITING))
             polls += 1
 
         return on_wait
+
+
+def _poster(progress: TransferProgress) -> Emit:
+    """A thread-side ``emit`` that queues the event on the event loop without waiting for it.
+
+    A blocking hop per event (``anyio.from_thread.run_sync``) makes the byte path wait for the
+    event loop to win the GIL for every 512 KiB; queueing keeps the order and never blocks.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: hop the portable, blocking way
+        loop = None
+
+    def emit(event: ProgressEvent) -> None:
+        if loop is None:
+            anyio.from_thread.run_sync(progress.emit, event)
+        else:
+            loop.call_soon_threadsafe(progress.emit, event)
+
+    return emit
 
 
 class StoreLayers:
