@@ -33,7 +33,12 @@ from lorry.oci import Descriptor
 from lorry.ops.push_blob import BlobTarget, push_small_blob
 from lorry.ops.push_layer import LayerPush
 from lorry.ops.push_plan import PushPlan, plan_push
-from lorry.ops.session import SessionOptions, check_remote_reference, lease_session
+from lorry.ops.session import (
+    SessionLease,
+    SessionOptions,
+    check_remote_reference,
+    lease_session,
+)
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import Reference, familiar_match, parse
 from lorry.registry.client import RegistrySession
@@ -121,7 +126,14 @@ async def push(
             target = BlobTarget(store, client, chunked, chunk_size)
             allow = _allowed(ref, allow_nondistributable)
             mounted = await _send_layers(
-                plan, target, out, allow_foreign=allow, uploads=uploads, limits=limits, retry=retry
+                plan,
+                target,
+                out,
+                allow_foreign=allow,
+                lease=lease,
+                uploads=uploads,
+                limits=limits,
+                retry=retry,
             )
             digest = await _send_documents(plan, target, ref, mounted)
         finally:
@@ -144,13 +156,15 @@ async def _send_layers(
     sink: ProgressSink,
     *,
     allow_foreign: bool,
+    lease: SessionLease,
     uploads: UploadManager[Descriptor] | None,
     limits: Limits | None,
     retry: RetryPolicy | None,
 ) -> list[str]:
     """Make every layer blob exist in the target repository; return where mounts came from."""
     descs = [
-        LayerPush(target, lb.desc, lb.diff_id, allow_foreign=allow_foreign) for lb in plan.layers
+        LayerPush(target, lb.desc, lb.diff_id, allow_foreign=allow_foreign, lease=lease)
+        for lb in plan.layers
     ]
     if not descs:
         return []

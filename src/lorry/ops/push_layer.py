@@ -23,6 +23,7 @@ from lorry.digest import DiffID, Digest
 from lorry.errors import CancelledError
 from lorry.oci import Descriptor
 from lorry.ops.push_blob import BlobTarget, ProgressReader, reuse_blob, upload_blob
+from lorry.ops.session import SessionLease
 from lorry.progress import ProgressEvent
 from lorry.registry.uploads import UploadSession
 from lorry.transfer import TransferProgress, statuses, upload_key
@@ -39,6 +40,7 @@ class LayerPush:
     ``diff_id`` is the layer's DiffID as the store computed it (None for a blob that is not a
     layer, e.g. an artifact); it keys distribution metadata and names the progress line.
     ``allow_foreign`` says whether non-distributable layers may be pushed to this registry.
+    ``lease`` (of the session behind ``target.client``) is held until :meth:`close`.
     """
 
     def __init__(
@@ -48,7 +50,11 @@ class LayerPush:
         diff_id: Digest | None,
         *,
         allow_foreign: bool = False,
+        lease: SessionLease | None = None,
     ) -> None:
+        if lease is not None:
+            lease.acquire()  # a shared transfer may outlive the push that created it
+        self._lease = lease
         self.target = target
         self.desc = desc
         self._diff_id = diff_id
@@ -71,9 +77,13 @@ class LayerPush:
         return DiffID(self._diff_id or self.desc.digest)
 
     def close(self) -> None:
-        """Stop any abandoned worker thread at its next read."""
+        """Stop any abandoned worker thread at its next read; give back the session."""
+        if self._closed:
+            return
         self._closed = True
         self._cancelled.set()
+        if self._lease is not None:
+            self._lease.release()
 
     async def upload(self, progress: TransferProgress) -> Descriptor:
         """Skip, find, mount or upload the blob; report the outcome; return its descriptor."""
