@@ -49,7 +49,8 @@ def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code instead of exiting (for tests)."""
     try:
-        cli.main(args=argv, prog_name="lorry", standalone_mode=False)
+        # A command that ends with ctx.exit(code) / click.exceptions.Exit comes back as the code.
+        code = cli.main(args=argv, prog_name="lorry", standalone_mode=False)
     except LorryError as exc:
         click.echo(f"lorry: error: {_one_line(exc)}", err=True)
         return exit_code(exc)
@@ -64,7 +65,7 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _one_line(exc: BaseException) -> str:
