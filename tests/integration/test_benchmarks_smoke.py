@@ -61,7 +61,7 @@ def test_benchmark_prints_its_figures_and_cleans_up(script: str, tmp_path: Path)
         assert figures["max_rss_bytes"][0] > 1_000_000  # GNU time measured a real process
     assert result["peer"]["tool"] == "skopeo copy"
     ratio = result["lorry"]["median_seconds"] / result["peer"]["median_seconds"]
-    assert result["ratio"] == pytest.approx(ratio, rel=1e-3)
+    assert result["ratio"] == pytest.approx(ratio, rel=1e-2)  # JSON seconds are rounded
     assert list(tmp_path.iterdir()) == []  # the work directory was removed
 
 
