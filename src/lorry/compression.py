@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: How many uncompressed bytes one ``feed`` step hands out at most.
-MAX_CHUNK = 4 << 20
+MAX_CHUNK = 1 << 20
 _GZIP_WBITS = 31  # gzip header and trailer
 Compression = Literal["gzip", "zstd", "none"]
 _GZIP_MAGIC = b"\x1f\x8b"
