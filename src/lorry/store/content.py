@@ -21,11 +21,11 @@ from typing import BinaryIO, Protocol
 from lorry.digest import DiffID, Digest
 from lorry.errors import InvalidInputError, NotFoundError
 from lorry.store.db import Database
-from lorry.store.diffid import DiffIDTap, compression_for
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.ingest import READ_CHUNK, IngestWriter
 from lorry.store.locks import WaitHook
 from lorry.store.root import StoreLayout
+from lorry.streams import DiffIDTap, compression_for
 
 __all__ = ["BlobInfo", "ContentStore", "LocalContentStore"]
 

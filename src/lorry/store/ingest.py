@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, StoreError
-from lorry.store.diffid import DiffIDTap, compression_for
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.locks import FileLock, WaitHook
+from lorry.streams import DiffIDTap, compression_for
 
 if TYPE_CHECKING:
     from lorry.store.content import BlobInfo, LocalContentStore
