@@ -24,12 +24,13 @@ from lorry.errors import StoreError
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.transfer import statuses as st
 from lorry.transfer.clock import Clock, SystemClock
+from lorry.transfer.jobs import GuardedRetry
 from lorry.transfer.limits import Limits
 from lorry.transfer.manager import Job, Transfer, TransferContext, TransferManager, Watcher
 from lorry.transfer.oplimits import OpGate, gather_results, limited
 from lorry.transfer.protocols import DownloadDescriptor, LayerLike, LayerStoreLike
 from lorry.transfer.retry import RetryPolicy
-from lorry.transfer.stall import DEFAULT_STALL_TIMEOUT, StallGuard
+from lorry.transfer.stall import DEFAULT_STALL_TIMEOUT
 
 __all__ = ["DownloadManager", "LayerRelease"]
 
@@ -96,9 +97,7 @@ class DownloadManager(Generic[H, L]):
     ) -> None:
         limits = limits or Limits()
         self._store = store
-        self._retry = retry or RetryPolicy()
-        self._stall_timeout = stall_timeout
-        self._clock = clock or SystemClock()
+        self._guarded = GuardedRetry(retry or RetryPolicy(), stall_timeout, clock or SystemClock())
         self.fetches = TransferManager(limits.downloads, name="download")
         self.layers = TransferManager(0, name="layer registration")
         self._cpu = anyio.CapacityLimiter(limits.cpu)
@@ -191,21 +190,9 @@ class DownloadManager(Generic[H, L]):
 
     def fetch_job(self, desc: DownloadDescriptor[H]) -> Job[H]:
         """The fetch transfer's job: download with retries and a stall watchdog."""
-
-        def job(ctx: TransferContext) -> Awaitable[H]:
-            ctx.on_released(desc.close)
-            return self._fetch(ctx, desc)
-
-        return job
-
-    async def _fetch(self, ctx: TransferContext, desc: DownloadDescriptor[H]) -> H:
-        what = f"downloading layer {desc.id()}"
-        guard = StallGuard(ctx, timeout=self._stall_timeout, clock=self._clock, what=what)
-
-        async def attempt() -> H:
-            return await guard.run(partial(desc.download, guard))
-
-        return await self._retry.run(attempt, emit=ctx.emit, line_id=desc.id(), what=what)
+        return self._guarded.job(
+            desc.download, desc.close, desc.id(), f"downloading layer {desc.id()}"
+        )
 
     def layer_job(
         self,

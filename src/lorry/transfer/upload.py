@@ -12,8 +12,7 @@ exists``, ``Mounted from <repo>``, ``Skipped foreign layer``); the manager repor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -21,12 +20,13 @@ import anyio
 from lorry.progress import ProgressEvent, ProgressSink
 from lorry.transfer import statuses as st
 from lorry.transfer.clock import Clock, SystemClock
+from lorry.transfer.jobs import GuardedRetry
 from lorry.transfer.limits import Limits
-from lorry.transfer.manager import Job, TransferContext, TransferManager, Watcher
+from lorry.transfer.manager import Job, TransferManager, Watcher
 from lorry.transfer.oplimits import OpGate, gather_results
 from lorry.transfer.protocols import UploadDescriptor
 from lorry.transfer.retry import RetryPolicy
-from lorry.transfer.stall import DEFAULT_STALL_TIMEOUT, StallGuard
+from lorry.transfer.stall import DEFAULT_STALL_TIMEOUT
 
 __all__ = ["UploadManager"]
 
@@ -45,9 +45,7 @@ class UploadManager(Generic[R]):
         clock: Clock | None = None,
     ) -> None:
         limits = limits or Limits()
-        self._retry = retry or RetryPolicy()
-        self._stall_timeout = stall_timeout
-        self._clock = clock or SystemClock()
+        self._guarded = GuardedRetry(retry or RetryPolicy(), stall_timeout, clock or SystemClock())
         self.uploads = TransferManager(limits.uploads, name="upload")
 
     async def __aenter__(self) -> UploadManager[R]:
@@ -130,18 +128,4 @@ class UploadManager(Generic[R]):
 
     def upload_job(self, desc: UploadDescriptor[R]) -> Job[R]:
         """The upload transfer's job: upload with retries and a stall watchdog."""
-
-        def job(ctx: TransferContext) -> Awaitable[R]:
-            ctx.on_released(desc.close)
-            return self._upload(ctx, desc)
-
-        return job
-
-    async def _upload(self, ctx: TransferContext, desc: UploadDescriptor[R]) -> R:
-        what = f"pushing layer {desc.id()}"
-        guard = StallGuard(ctx, timeout=self._stall_timeout, clock=self._clock, what=what)
-
-        async def attempt() -> R:
-            return await guard.run(partial(desc.upload, guard))
-
-        return await self._retry.run(attempt, emit=ctx.emit, line_id=desc.id(), what=what)
+        return self._guarded.job(desc.upload, desc.close, desc.id(), f"pushing layer {desc.id()}")
