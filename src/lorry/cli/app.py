@@ -69,10 +69,14 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    """The error and its causes on one line, outermost first, without repeats."""
+    """The error and the lorry errors that caused it on one line, outermost first.
+
+    A cause that is not a :class:`LorryError` (an ``OSError``, a socket error) is left out: the
+    lorry error wrapping it already says what it meant, in words (DESIGN.md §4).
+    """
     parts: list[str] = []
     cur: BaseException | None = exc
-    while cur is not None:
+    while cur is not None and (cur is exc or isinstance(cur, LorryError)):
         text = " ".join(str(cur).split())
         if text and not any(text in p for p in parts):
             parts.append(text)
