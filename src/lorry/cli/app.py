@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from lorry import __version__
 from lorry.errors import LorryError, exit_code
+from lorry.settings import Settings, load
 
 __all__ = ["CliContext", "cli", "pass_context", "run"]
 
@@ -19,8 +20,11 @@ __all__ = ["CliContext", "cli", "pass_context", "run"]
 class CliContext:
     """Options given to the root command, handed to every subcommand."""
 
+    #: Store root: ``--root``, else ``LORRY_ROOT``, else the config file's, else None (default).
     root: Path | None
     debug: bool
+    #: Settings from the config file, ``LORRY_*`` variables and the root command's flags.
+    settings: Settings = field(default_factory=Settings)
 
 
 pass_context = click.make_pass_decorator(CliContext)
@@ -31,14 +35,33 @@ pass_context = click.make_pass_decorator(CliContext)
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="LORRY_ROOT",
-    help="Store root directory (default: the user data dir; env LORRY_ROOT).",
+    help="Store root directory (default: env LORRY_ROOT, the config's root, the user data dir).",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file (default: env LORRY_CONFIG, else lorry.toml in the user config dir).",
+)
+@click.option(
+    "--insecure-registry",
+    "insecure",
+    multiple=True,
+    metavar="HOST",
+    help="Allow plain HTTP and unverified TLS for this registry host[:port]; repeatable.",
 )
 @click.option("--debug", is_flag=True, help="Log debug detail to stderr.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    root: Path | None,
+    config: Path | None,
+    insecure: tuple[str, ...],
+    debug: bool,
+) -> None:
     """lorry: pull, push and copy container images, fast, verified and resumable."""
-    ctx.obj = CliContext(root=root, debug=debug)
+    settings = load(config).with_overrides(root=root, insecure_registries=insecure or None)
+    ctx.obj = CliContext(root=settings.root, debug=debug, settings=settings)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -18,7 +18,8 @@ import click
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.render import make_renderer
 from lorry.errors import LorryError, exit_code
-from lorry.ops.pull import PullResult, pull_sync
+from lorry.ops.pull import PullResult
+from lorry.ops.settings_bridge import pull_with_settings_sync
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import parse
 from lorry.store import Store
@@ -61,6 +62,12 @@ def _pulled(result: PullResult) -> list[str]:
     show_default=True,
     help="How progress is shown on stderr.",
 )
+@click.option(
+    "--max-concurrent-downloads",
+    "downloads",
+    type=click.IntRange(min=0),
+    help="Layers downloaded at once (0: unlimited; default: the config's, else 3).",
+)
 @pass_context
 def pull_cmd(
     ctx: CliContext,
@@ -71,6 +78,7 @@ def pull_cmd(
     all_tags: bool,
     quiet: bool,
     mode: ProgressMode,
+    downloads: int | None,
 ) -> None:
     """Pull an image (or every tag of a repository) from a registry into the store."""
     sink: ProgressSink = NullSink() if quiet else make_renderer(mode, sys.stderr)
@@ -78,9 +86,10 @@ def pull_cmd(
         sink.emit(ProgressEvent(status="Using default tag: latest", is_message=True))
     with Store.open(ctx.root) as store:
         try:
-            result = pull_sync(
+            result = pull_with_settings_sync(
                 reference,
                 store=store,
+                settings=ctx.settings.with_overrides(max_concurrent_downloads=downloads),
                 platform=platform,
                 all_platforms=all_platforms,
                 all_tags=all_tags,

@@ -14,11 +14,10 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.render import make_renderer
-from lorry.ops.push import push_sync
+from lorry.ops.settings_bridge import push_with_settings_sync
 from lorry.progress import NullSink, ProgressSink
 from lorry.registry.uploads import DEFAULT_CHUNK_SIZE
 from lorry.store import Store
-from lorry.transfer import DEFAULT_UPLOADS, Limits
 
 __all__ = ["push_cmd"]
 
@@ -50,9 +49,7 @@ __all__ = ["push_cmd"]
 @click.option(
     "--max-concurrent-uploads",
     type=click.IntRange(min=0),
-    default=DEFAULT_UPLOADS,
-    show_default=True,
-    help="Layers uploaded at once (0: unlimited).",
+    help="Layers uploaded at once (0: unlimited; default: the config's, else 5).",
 )
 @click.option(
     "--allow-nondistributable-artifacts",
@@ -70,18 +67,18 @@ def push_cmd(  # noqa: PLR0917 - click passes options positionally
     quiet: bool,
     chunked: bool | None,
     chunk_size: int,
-    max_concurrent_uploads: int,
+    max_concurrent_uploads: int | None,
     allow_nondist: tuple[str, ...],
 ) -> None:
     """Push SOURCE (a local image) to the registry its name names, or to TARGET."""
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
     with Store.open(ctx.root) as store:
-        result = push_sync(
+        result = push_with_settings_sync(
             source,
             target,
             store=store,
+            settings=ctx.settings.with_overrides(max_concurrent_uploads=max_concurrent_uploads),
             sink=sink,
-            limits=Limits(uploads=max_concurrent_uploads),
             chunked=chunked,
             chunk_size=chunk_size,
             allow_nondistributable=allow_nondist,

@@ -14,6 +14,7 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.errors import InvalidInputError
+from lorry.ops.settings_bridge import registry_config
 from lorry.reference import parse, parse_docker_ref
 from lorry.registry import credentials
 from lorry.registry.client import RegistrySession
@@ -44,7 +45,6 @@ def login_cmd(
     password_stdin: bool,
 ) -> None:
     """Check credentials against a registry and save them as docker does."""
-    del ctx
     registry = _server(server)
     if password_stdin:
         if password:
@@ -55,7 +55,8 @@ def login_cmd(
     if not password:
         password = click.prompt("Password", hide_input=True)
     creds = credentials.Credentials(username=username or "", password=password or "")
-    with RegistrySession(credentials=lambda _host: creds) as session:
+    config = registry_config(ctx.settings)
+    with RegistrySession(config, credentials=lambda _host: creds) as session:
         session.check_login(registry)
     credentials.store(registry, creds)
     click.echo("Login Succeeded")
@@ -80,11 +81,10 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
 @pass_context
 def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
     """List the tags of a repository, one per line."""
-    del ctx
     ref = parse(repository)
     if not ref.is_name_only:
         raise InvalidInputError(f"{repository}: give a repository without tag or digest")
-    with RegistrySession() as session:
+    with RegistrySession(registry_config(ctx.settings)) as session:
         names = session.client_for(ref).list_tags(page_size)
     for name in names:
         click.echo(name)
@@ -95,9 +95,8 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
 @pass_context
 def manifest_cmd(ctx: CliContext, reference: str) -> None:
     """Print a manifest's raw bytes, exactly as the registry stores them."""
-    del ctx
     ref = parse_docker_ref(reference)
-    with RegistrySession() as session:
+    with RegistrySession(registry_config(ctx.settings)) as session:
         raw, _, _ = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
     sys.stdout.flush()
     sys.stdout.buffer.write(raw)
@@ -109,8 +108,7 @@ def manifest_cmd(ctx: CliContext, reference: str) -> None:
 @pass_context
 def digest_cmd(ctx: CliContext, reference: str) -> None:
     """Print a manifest's digest, computed from its bytes."""
-    del ctx
     ref = parse_docker_ref(reference)
-    with RegistrySession() as session:
+    with RegistrySession(registry_config(ctx.settings)) as session:
         _, _, digest = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
     click.echo(str(digest))
