@@ -143,7 +143,13 @@ class RegistryConfig:
         cfg = self.host(endpoint_host)
         ctx = ssl.create_default_context()
         if cfg.ca_file:
-            ctx.load_verify_locations(cafile=cfg.ca_file)
+            try:
+                ctx.load_verify_locations(cafile=cfg.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise InvalidInputError(
+                    f"CA file {cfg.ca_file} for registry {endpoint_host}: {reason}"
+                ) from exc
         if cfg.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lorry.errors import AuthError, InvalidInputError
@@ -64,3 +66,15 @@ def test_credentials_never_go_in_clear_to_a_remote_host() -> None:
     auth.challenged(local, "127.0.0.1:5000", [], ['Basic realm="r"'])
     assert (auth.authorization(local, "127.0.0.1:5000", []) or "").startswith("Basic ")
     assert Challenge("basic").realm is None
+
+
+def test_unreadable_ca_file_is_one_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    cfg = RegistryConfig.from_mapping({"r.example": {"ca_file": str(missing)}})
+    with pytest.raises(InvalidInputError, match=f"CA file {missing} for registry r.example"):
+        cfg.ssl_context("r.example")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    cfg = RegistryConfig.from_mapping({"r.example": {"ca_file": str(bad)}})
+    with pytest.raises(InvalidInputError, match="CA file"):
+        cfg.ssl_context("r.example")
