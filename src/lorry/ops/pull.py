@@ -32,6 +32,7 @@ import anyio.to_thread
 
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError, LorryError
+from lorry.ops._held import held
 from lorry.ops._pull_errors import translate_pull_error
 from lorry.ops._pull_image import ImageJob, pull_target
 from lorry.ops._pull_layers import FetchedLayer, StoreLayers
@@ -117,7 +118,7 @@ async def pull(
     target = _parse(ref, all_tags)
     want = Platform.parse(platform) if isinstance(platform, str) else platform
     out: ProgressSink = sink or NullSink()
-    async with _held(store), _manager(store, download_manager, retry, stall_timeout) as dm:
+    async with held(store), _manager(store, download_manager, retry, stall_timeout) as dm:
         lease = lease_session(session, session_options)
         try:
             job = ImageJob(store, lease, target, out, dm, limits)
@@ -147,18 +148,6 @@ def _parse(ref: str | Reference, all_tags: bool) -> Reference:
     if not all_tags and parsed.is_name_only:
         parsed = parsed.with_default_tag()
     return parsed
-
-
-@asynccontextmanager
-async def _held(store: Store) -> AsyncIterator[None]:
-    """Keep a concurrent prune out for the whole pull (entered and left in worker threads)."""
-    hold = store.hold(on_wait=anyio.from_thread.check_cancelled)
-    await anyio.to_thread.run_sync(hold.__enter__)
-    try:
-        yield
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(hold.__exit__, None, None, None)
 
 
 @asynccontextmanager

@@ -18,8 +18,8 @@ these layers to this repository skips them and a push to a sibling repository mo
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import anyio.to_thread
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError
 from lorry.oci import Descriptor
+from lorry.ops._held import held
 from lorry.ops.push_blob import BlobTarget, push_small_blob
 from lorry.ops.push_layer import LayerPush
 from lorry.ops.push_plan import PushPlan, plan_push
@@ -75,18 +76,6 @@ def _target(src: str | Reference, dst: str | Reference | None, source: Ref | Non
     return ref
 
 
-@asynccontextmanager
-async def _held(store: Store) -> AsyncIterator[None]:
-    """Keep a concurrent prune from deleting the blobs while they are being read."""
-    hold = store.hold(on_wait=anyio.from_thread.check_cancelled)
-    await anyio.to_thread.run_sync(hold.__enter__)
-    try:
-        yield
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(hold.__exit__, None, None, None)
-
-
 async def push(
     src: str | Reference,
     dst: str | Reference | None = None,
@@ -116,7 +105,7 @@ async def push(
     out: ProgressSink = sink or NullSink()
     image_id, source = await anyio.to_thread.run_sync(find_image, store, str(src))
     ref = _target(src, dst, source)
-    async with _held(store):
+    async with held(store):
         plan = await anyio.to_thread.run_sync(plan_push, store, image_id, source)
         header = f"The push refers to repository [{ref.name}]"
         out.emit(ProgressEvent(status=header, is_message=True))
