@@ -27,7 +27,6 @@ from functools import partial
 from typing import Any, NoReturn
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 from lorry.digest import Digest

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 from lorry.digest import Digest
