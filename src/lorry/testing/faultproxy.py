@@ -45,6 +45,7 @@ __all__ = [
     "Fault",
     "FaultProxy",
     "FlipByte",
+    "IgnoreRange",
     "RedirectHost",
     "RedirectTo",
     "RequestRecord",
@@ -123,6 +124,11 @@ class FlipByte:
 
 
 @dataclass(frozen=True)
+class IgnoreRange:
+    """Forward the request without its ``Range`` header, as a server that ignores ranges does."""
+
+
+@dataclass(frozen=True)
 class DropRequestAfter:
     """Forward ``n_bytes`` of the request body, then close both connections without answering."""
 
@@ -131,7 +137,15 @@ class DropRequestAfter:
 
 #: Everything a :class:`Fault` can do.
 Action = (
-    DropAfter | Truncate | Status | RedirectTo | StripHeader | Stall | FlipByte | DropRequestAfter
+    DropAfter
+    | Truncate
+    | Status
+    | RedirectTo
+    | StripHeader
+    | Stall
+    | FlipByte
+    | DropRequestAfter
+    | IgnoreRange
 )
 
 
@@ -258,8 +272,9 @@ class _ProxyHandler(StreamingHandler):
             self.answer(502, {}, b"fault proxy: upstream unreachable\n")
             return
         up.putheader("Host", proxy.upstream_netloc)
+        drop_range = isinstance(action, IgnoreRange)
         for name, value in self.headers.items():
-            if name.lower() not in HOP_BY_HOP:
+            if name.lower() not in HOP_BY_HOP and not (drop_range and name.lower() == "range"):
                 up.putheader(name, value)
         chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
         if chunked:
