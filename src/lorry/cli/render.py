@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from abc import ABC, abstractmethod
 from typing import IO, Any, Literal
 
 from lorry.progress import ProgressEvent
@@ -76,7 +77,7 @@ def json_message(ev: ProgressEvent) -> dict[str, Any]:
     return msg
 
 
-class _Renderer:
+class _Renderer(ABC):
     """Shared plumbing: a lock, an output stream, and broken-pipe tolerance."""
 
     def __init__(self, out: IO[str]) -> None:
@@ -95,8 +96,9 @@ class _Renderer:
             except (BrokenPipeError, ValueError):
                 self.closed = True
 
+    @abstractmethod
     def _render(self, event: ProgressEvent) -> None:
-        raise NotImplementedError
+        """Write one event; called with the lock held."""
 
 
 class JsonRenderer(_Renderer):
