@@ -257,12 +257,20 @@ def _send_chunks(
         try:
             _patch(ctx, session, pending, what)
         except LorryError as exc:
-            if exc.status != 416 and not is_retryable(exc):
+            lost = _session_lost(exc)
+            if exc.status != 416 and not lost and not is_retryable(exc):
                 raise
             log.debug(
                 "%s: chunk at %d failed (%s); asking the registry where it stands", what, start, exc
             )
             if not _recover(ctx, session, what, start):
+                if lost:  # retryable: the caller sends the whole blob again in a new session
+                    raise UnavailableError(
+                        f"{what}: the registry dropped the upload session at byte {start}",
+                        status=exc.status,
+                        url=exc.url,
+                        codes=exc.codes,
+                    ) from exc
                 raise
             if not start <= session.offset <= start + len(pending):
                 raise UnavailableError(
@@ -272,6 +280,13 @@ def _send_chunks(
             pending = pending[session.offset - start :]
             continue
         pending = b""
+
+
+def _session_lost(exc: LorryError) -> bool:
+    """True when the registry says the upload session is gone (e.g. it saw half a chunk)."""
+    return exc.status == 404 and bool(
+        {"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN"} & set(exc.codes)
+    )
 
 
 def _patch(ctx: RepoContext, session: UploadSession, chunk: bytes, what: str) -> None:
