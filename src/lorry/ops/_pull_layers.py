@@ -16,6 +16,7 @@ may be the bad ones: then it is retried once from zero (moby's rule, xfer-spec Â
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from lorry.ops._pull_progress import ByteThrottle, downloading
 from lorry.ops.session import SessionLease
 from lorry.progress import ProgressEvent
 from lorry.reference import Reference
+from lorry.registry.blobs import BlobReader
 from lorry.registry.client import RegistryClient
 from lorry.store import Store
 from lorry.store.ingest import IngestWriter
@@ -44,6 +46,7 @@ __all__ = ["MAX_RECONNECTS", "FetchedLayer", "LayerSource", "RegistryLayer", "St
 #: Immediate reconnects within one attempt, each only after bytes arrived since the last one.
 MAX_RECONNECTS = 3
 _WAIT_REPORT_EVERY = 50  # ingest-lock polls (20 ms each) between "Waiting" reports
+_ABORT_WAIT = 10.0  # seconds a cancelled download waits for its thread to close the ingest
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +110,32 @@ class RegistryLayer:
             self._lease.release()
 
     async def download(self, progress: TransferProgress) -> FetchedLayer:
-        """Fetch, verify and commit the blob into the content store (in a worker thread)."""
-        return await anyio.to_thread.run_sync(self._download, _poster(progress))
+        """Fetch, verify and commit the blob into the content store (in a worker thread).
+
+        Cancellation (Ctrl-C, the stall watchdog, the last watcher letting go) cuts the
+        connection the worker may be blocked on and waits, briefly, for the worker to put the
+        ingest down: a stalled network never holds a cancelled pull for a socket timeout.
+        """
+        worker = _Worker()
+        try:
+            return await anyio.to_thread.run_sync(
+                self._download, _poster(progress), worker, abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            worker.abort()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(worker.finished.wait, _ABORT_WAIT)
+            raise
 
     # -- the worker thread --------------------------------------------------------------------
 
-    def _download(self, emit: Emit) -> FetchedLayer:
+    def _download(self, emit: Emit, worker: _Worker) -> FetchedLayer:
+        try:
+            return self._fetch(emit, worker)
+        finally:
+            worker.finished.set()
+
+    def _fetch(self, emit: Emit, worker: _Worker) -> FetchedLayer:
         src = self.source
         writer = self._store.content.writer(
             src.digest, src.size, media_type=src.media_type, on_wait=self._on_wait(emit)
@@ -121,7 +144,7 @@ class RegistryLayer:
             resumed = writer.resumed > 0
             try:
                 if not writer.exists:
-                    resumed = self._fill(writer, emit) or resumed
+                    resumed = self._fill(writer, emit, worker) or resumed
                 emit(ProgressEvent(id=self.id(), status=st.VERIFYING_CHECKSUM))
                 info = writer.commit()
             except IntegrityError as exc:
@@ -144,7 +167,7 @@ class RegistryLayer:
             )
         return FetchedLayer(src.digest, src.media_type, info.size, diff)
 
-    def _fill(self, writer: IngestWriter, emit: Emit) -> bool:
+    def _fill(self, writer: IngestWriter, emit: Emit, worker: _Worker) -> bool:
         """Stream the rest of the blob into ``writer``; True if it reconnected mid-way."""
         check = anyio.from_thread.check_cancelled
         total = self.source.size
@@ -157,6 +180,7 @@ class RegistryLayer:
             reader = self._client.open_blob(
                 self.source.digest, writer.offset, size=total, urls=self.source.urls
             )
+            worker.attach(reader)
             total = total if total is not None else reader.size
             throttle.total = total
             try:
@@ -185,6 +209,31 @@ class RegistryLayer:
             polls += 1
 
         return on_wait
+
+
+class _Worker:
+    """What the event loop needs to stop a download thread: its current reader, its end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reader: BlobReader | None = None
+        self._aborted = False
+        #: Set when the thread has left the download (and closed the ingest).
+        self.finished = threading.Event()
+
+    def attach(self, reader: BlobReader) -> None:
+        """The thread reads from ``reader`` now (cut at once if already aborted)."""
+        with self._lock:
+            self._reader = reader
+            if self._aborted:
+                reader.abort()
+
+    def abort(self) -> None:
+        """Cut the current reader's connection; later readers are cut as they attach."""
+        with self._lock:
+            self._aborted = True
+            if self._reader is not None:
+                self._reader.abort()
 
 
 def _poster(progress: TransferProgress) -> Emit:

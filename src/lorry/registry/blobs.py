@@ -138,6 +138,12 @@ class BlobReader:
         if resp is not None:
             resp.close()
 
+    def abort(self) -> None:
+        """From another thread: cut the connection so a blocked :meth:`read` fails at once."""
+        resp = self._resp
+        if resp is not None:
+            resp.abort()
+
     def __enter__(self) -> BlobReader:
         return self
 

@@ -13,6 +13,7 @@ nothing. Redirects, auth and retries are the caller's business (:mod:`lorry.regi
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -93,6 +94,8 @@ class Response:
         self._pool = pool
         self._origin = origin
         self._conn: http.client.HTTPConnection | None = conn
+        # Kept for abort(): http.client drops conn.sock once a response will close the socket.
+        self._sock: socket.socket | None = conn.sock
         self._raw = raw
         self.url = url
         self.method = method
@@ -144,6 +147,16 @@ class Response:
         if not data or self._raw.isclosed():
             self._finish()
         return data
+
+    def abort(self) -> None:
+        """Cut the connection from any thread, so a read blocked on it returns and fails now.
+
+        Used when the operation is cancelled while a worker thread waits for a stalled body.
+        """
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing is blocked on it
+                sock.shutdown(socket.SHUT_RDWR)
 
     def read_capped(self, limit: int) -> tuple[bytes, bool]:
         """At most ``limit`` bytes of the body and whether the body was longer."""
