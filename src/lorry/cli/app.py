@@ -78,7 +78,7 @@ def run(argv: list[str] | None = None) -> int:
         click.echo(f"lorry: error: {_one_line(exc)}", err=True)
         return exit_code(exc)
     except click.exceptions.Abort:
-        click.echo("lorry: aborted", err=True)
+        click.echo("lorry: interrupted", err=True)
         return 130
     except KeyboardInterrupt:
         click.echo("lorry: interrupted", err=True)
