@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import random
 import threading
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -91,12 +90,6 @@ def upload(url: str, data: bytes, *, chunked: bool) -> str:
         return resp.getheader("Location") or ""
     finally:
         conn.close()
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ Everything a fixture starts listens on 127.0.0.1 and is stopped at the fixture's
 
 - ``registry``: one plain registry for the whole session (repositories are shared: use names
   unique to your test);
+- ``proxy``: a :class:`~lorry.testing.faultproxy.FaultProxy` in front of ``registry``, with no
+  faults until the test adds them;
 - ``registry_factory(**start_registry options)``: more registries, stopped after the test;
 - ``token_issuer_factory(**TokenIssuer options)``: started token issuers, stopped after the test;
 - ``image_builder(**build_image options)``: built images, cached per session by arguments —
@@ -21,11 +23,13 @@ from typing import Any
 import pytest
 
 from lorry.testing.builder import BuiltImage, build_image
+from lorry.testing.faultproxy import FaultProxy
 from lorry.testing.registry import RegistryServer, start_registry
 from lorry.testing.token_issuer import TokenIssuer
 
 __all__ = [
     "image_builder",
+    "proxy",
     "registry",
     "registry_factory",
     "token_issuer_factory",
@@ -54,6 +58,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session registry, empty of faults."""
+    with FaultProxy(registry.url) as p:
+        yield p
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ pytest's timeout) if cancellation waited for the blocked read instead of cutting
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.integration
 
 PATIENT = SessionOptions(timeout=3600.0)  # the socket itself would wait an hour
 ONE_TRY = RetryPolicy(attempts=1)
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 def _stalled(

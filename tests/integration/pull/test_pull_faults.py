@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.integration
 #: Incompressible layers, so compressed bytes ≈ layer bytes and halves are meaningful.
 RANDOM = [LayerSpec(files=4, size=3_000_000, random_fraction=1.0)] * 2
 MIB = 1 << 20
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the session registry."""
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 def via(proxy: FaultProxy, ref: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from lorry.testing.pytest_plugin import ImageBuilder
 from lorry.testing.registry import RegistryServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the session registry."""
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 def _pull(root: Path, ref: str) -> subprocess.Popen[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from push_helpers import layer_statuses
 
@@ -63,12 +61,6 @@ def test_token_auth_mounts_with_escalated_scope_or_uploads_when_denied(
     for r in escalated:
         assert r.scopes_requested == ["repository:base/copy:pull,push", "repository:base/src:pull"]
         assert "repository:base/src:pull" in r.scopes_granted
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 CHUNK = 256 * 1024

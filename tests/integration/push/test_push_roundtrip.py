@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,10 @@ from lorry.errors import InvalidInputError, NotFoundError
 from lorry.oci import Manifest
 from lorry.store import Store
 from lorry.testing.faultproxy import FaultProxy
-from lorry.testing.registry import RegistryServer
 from lorry.testing.skopeo import skopeo_copy, skopeo_inspect_raw
 from lorry.testing.store_fill import fill_store
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 @pytest.mark.parametrize("media_types", ["oci", "docker"])

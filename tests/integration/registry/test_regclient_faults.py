@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from regclient_helpers import push_blob, random_blob, read_all
@@ -38,12 +37,6 @@ REPO = "regclient/faults"
 SIZE = 3 * 1024 * 1024 + 123
 DATA, DIGEST = random_blob(SIZE, seed=42)
 BLOB_RE = rf"/blobs/{DIGEST}$"
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ foreign-layer ``urls`` tried before the registry (issue 3, item 3)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from regclient_helpers import push_blob, random_blob
@@ -21,12 +20,6 @@ REPO = "regclient/range"
 SIZE = 2 * 1024 * 1024 + 77
 DATA, DIGEST = random_blob(SIZE, seed=7)
 BLOB_RE = rf"/blobs/{DIGEST}$"
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 @pytest.fixture

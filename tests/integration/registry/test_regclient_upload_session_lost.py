@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 from regclient_helpers import random_blob, read_all
@@ -16,7 +15,6 @@ from regclient_helpers import random_blob, read_all
 from lorry.errors import UnavailableError, is_retryable
 from lorry.registry.client import RegistryClient
 from lorry.testing.faultproxy import Fault, FaultProxy, Status, StripHeader
-from lorry.testing.registry import RegistryServer
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +27,6 @@ INVALID = Status(
         {"errors": [{"code": "BLOB_UPLOAD_INVALID", "message": "blob upload invalid"}]}
     ).encode(),
 )
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
-    with FaultProxy(registry.url) as p:
-        yield p
 
 
 @pytest.fixture
