@@ -293,3 +293,33 @@ def alternate(
             if i >= options.warmup:
                 runs.append(run)
     return lorry_runs, peer_runs
+
+
+#: One image's benchmark: (image name, work dir, registry, options) → its comparison.
+BenchImageFn = Callable[[str, Path, RegistryServer, Options], Comparison]
+
+
+def run_benchmark(
+    kind: str, description: str, bench_image: BenchImageFn, argv: Sequence[str] | None = None
+) -> int:
+    """Parse options, run ``bench_image`` for each chosen image, print and emit the figures."""
+    options = parse_options(description, argv)
+    comparisons: list[Comparison] = []
+    with work_dir(options) as work, start(work / "registry") as registry:
+        for name in options.images:
+            comparison = bench_image(name, work, registry, options)
+            print("\n".join(comparison.lines()), flush=True)
+            comparisons.append(comparison)
+    emit_json(comparisons, options, kind)
+    return 0
+
+
+def exit_with(main: Callable[[], int]) -> None:
+    """Run a benchmark's ``main`` as a script: a BenchmarkError is one line and exit 1."""
+    from _proc import BenchmarkError
+
+    try:
+        sys.exit(main())
+    except BenchmarkError as err:
+        print(f"benchmark failed: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -10,7 +10,6 @@ the median seconds, the ratio lorry/skopeo and lorry's peak RSS next to the targ
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,13 +20,11 @@ from _common import (
     Options,
     alternate,
     build,
-    emit_json,
+    exit_with,
     lorry_cmd,
     note,
-    parse_options,
+    run_benchmark,
     serve,
-    start,
-    work_dir,
 )
 from _proc import BenchmarkError, Run, clean_env, run_checked, run_measured
 
@@ -81,20 +78,10 @@ def bench_image(name: str, work: Path, registry: RegistryServer, options: Option
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the pull benchmark for the chosen images; print the figures."""
-    options = parse_options("lorry pull vs skopeo copy, on a local registry", argv)
-    comparisons: list[Comparison] = []
-    with work_dir(options) as work, start(work / "registry") as registry:
-        for name in options.images:
-            comparison = bench_image(name, work, registry, options)
-            print("\n".join(comparison.lines()), flush=True)
-            comparisons.append(comparison)
-    emit_json(comparisons, options, "pull")
-    return 0
+    return run_benchmark(
+        "pull", "lorry pull vs skopeo copy, on a local registry", bench_image, argv
+    )
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as err:
-        print(f"benchmark failed: {err}", file=sys.stderr)
-        sys.exit(1)
+    exit_with(main)

@@ -13,7 +13,6 @@ Run: ``.venv/bin/python benchmarks/push.py``.
 from __future__ import annotations
 
 import shutil
-import sys
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,13 +24,12 @@ from _common import (
     Options,
     alternate,
     build,
-    emit_json,
+    exit_with,
     lorry_cmd,
     note,
-    parse_options,
+    run_benchmark,
     serve,
     start,
-    work_dir,
 )
 from _proc import BenchmarkError, Run, clean_env, run_measured
 
@@ -113,20 +111,10 @@ def bench_image(name: str, work: Path, registry: RegistryServer, options: Option
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the push benchmark for the chosen images; print the figures."""
-    options = parse_options("lorry push vs skopeo copy, each into a fresh local registry", argv)
-    comparisons: list[Comparison] = []
-    with work_dir(options) as work, start(work / "registry") as registry:
-        for name in options.images:
-            comparison = bench_image(name, work, registry, options)
-            print("\n".join(comparison.lines()), flush=True)
-            comparisons.append(comparison)
-    emit_json(comparisons, options, "push")
-    return 0
+    return run_benchmark(
+        "push", "lorry push vs skopeo copy, each into a fresh local registry", bench_image, argv
+    )
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchmarkError as err:
-        print(f"benchmark failed: {err}", file=sys.stderr)
-        sys.exit(1)
+    exit_with(main)
