@@ -8,9 +8,12 @@ import random
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from lorry.digest import Digest
 from lorry.registry.client import RegistryClient
+from lorry.testing.faultproxy import FaultProxy
+from lorry.testing.registry import RegistryServer
 
 
 def random_blob(size: int, seed: int = 1) -> tuple[bytes, Digest]:
@@ -44,3 +47,13 @@ def run_lorry(
         timeout=120,
         check=False,
     )
+
+
+def proxied_client(
+    registry: RegistryServer, proxy: FaultProxy, make_session: Any, repo: str, data: bytes
+) -> RegistryClient:
+    """A client that reaches ``repo`` through ``proxy``, once ``data`` is stored there."""
+    direct = make_session().client(registry.host, repo)
+    if direct.stat_blob(Digest.of(data)) is None:
+        push_blob(direct, data)
+    return make_session(timeout=5.0).client(proxy.host, repo)

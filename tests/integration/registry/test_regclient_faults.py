@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from regclient_helpers import push_blob, random_blob, read_all
+from regclient_helpers import proxied_client, push_blob, random_blob, read_all
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest, Verifier
@@ -41,10 +41,7 @@ BLOB_RE = rf"/blobs/{DIGEST}$"
 
 @pytest.fixture
 def client(registry: RegistryServer, proxy: FaultProxy, make_session) -> RegistryClient:
-    direct = make_session().client(registry.host, REPO)
-    if direct.stat_blob(DIGEST) is None:
-        push_blob(direct, DATA)
-    return make_session(timeout=5.0).client(proxy.host, REPO)
+    return proxied_client(registry, proxy, make_session, REPO, DATA)
 
 
 def resume_download(client: RegistryClient, attempts: int = 3) -> tuple[bytes, list[str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from regclient_helpers import push_blob, random_blob
+from regclient_helpers import proxied_client, random_blob
 
 from lorry.digest import Verifier
 from lorry.errors import UnavailableError
@@ -24,10 +24,7 @@ BLOB_RE = rf"/blobs/{DIGEST}$"
 
 @pytest.fixture
 def client(registry: RegistryServer, proxy: FaultProxy, make_session) -> RegistryClient:
-    direct = make_session().client(registry.host, REPO)
-    if direct.stat_blob(DIGEST) is None:
-        push_blob(direct, DATA)
-    return make_session(timeout=5.0).client(proxy.host, REPO)
+    return proxied_client(registry, proxy, make_session, REPO, DATA)
 
 
 def test_resume_against_a_server_that_ignores_range_skips_the_prefix(
