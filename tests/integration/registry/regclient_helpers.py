@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.registry.client import RegistryClient
 from lorry.testing.faultproxy import FaultProxy
@@ -27,6 +28,23 @@ def push_blob(client: RegistryClient, data: bytes) -> Digest:
     digest = Digest.of(data)
     client.upload_blob(client.start_upload(), io.BytesIO(data), digest, len(data))
     return digest
+
+
+def put_empty_image(client: RegistryClient, tag: str, annotations: bytes = b"") -> bytes:
+    """Push an OCI manifest with the config ``{}`` and no layers as ``tag``; return its bytes.
+
+    ``annotations`` is a raw JSON object that goes in verbatim (so tests can aim at a byte).
+    """
+    raw = (
+        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'
+        + str(push_blob(client, b"{}")).encode()
+        + b'","size":2},"layers":[]'
+        + (b',"annotations":' + annotations if annotations else b"")
+        + b"}"
+    )
+    client.put_manifest(tag, raw, mt.OCI_MANIFEST)
+    return raw
 
 
 def read_all(client: RegistryClient, digest: Digest, size: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from regclient_helpers import proxied_client, push_blob, random_blob, read_all
+from regclient_helpers import proxied_client, push_blob, put_empty_image, random_blob, read_all
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest, Verifier
@@ -208,14 +208,7 @@ def test_redirect_never_forwards_authorization_and_resume_goes_home(
 def test_missing_docker_content_digest_is_tolerated(
     registry: RegistryServer, proxy: FaultProxy, client: RegistryClient, make_session
 ) -> None:
-    direct = make_session().client(registry.host, REPO)
-    raw = (
-        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
-        b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'
-        + str(push_blob(direct, b"{}")).encode()
-        + b'","size":2},"layers":[]}'
-    )
-    direct.put_manifest("nodigest", raw, mt.OCI_MANIFEST)
+    raw = put_empty_image(make_session().client(registry.host, REPO), "nodigest")
     proxy.add(
         Fault(method="*", path="/manifests/", times=-1, action=StripHeader("Docker-Content-Digest"))
     )
@@ -229,14 +222,8 @@ def test_missing_docker_content_digest_is_tolerated(
 def test_flipped_manifest_byte_fails_a_digest_reference(
     registry: RegistryServer, proxy: FaultProxy, client: RegistryClient, make_session
 ) -> None:
-    direct = make_session().client(registry.host, REPO)
-    raw = (
-        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
-        b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'
-        + str(push_blob(direct, b"{}")).encode()
-        + b'","size":2},"layers":[],"annotations":{"k":"vvvv"}}'
-    )
-    digest = direct.put_manifest("flip", raw, mt.OCI_MANIFEST)
+    raw = put_empty_image(make_session().client(registry.host, REPO), "flip", b'{"k":"vvvv"}')
+    digest = Digest.of(raw)
     proxy.add(Fault(path="/manifests/", action=FlipByte(len(raw) - 4)))
     with pytest.raises(IntegrityError, match=f"fetching manifest {digest} from .*digest mismatch"):
         client.get_manifest(digest)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from regclient_helpers import push_blob, random_blob, read_all
+from regclient_helpers import push_blob, put_empty_image, random_blob, read_all
 
-from lorry import mediatypes as mt
 from lorry.registry.config import RegistryConfig
 from lorry.testing.faultproxy import FaultProxy
 from lorry.testing.registry import free_port
@@ -19,14 +18,7 @@ def test_pull_through_cache_mirror(registry_factory, make_session, image_builder
     direct = make_session().client(upstream.host, "library/mirrored")
     data, digest = random_blob(200_000, seed=5)
     push_blob(direct, data)
-    config = push_blob(direct, b"{}")
-    raw = (
-        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
-        b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'
-        + str(config).encode()
-        + b'","size":2},"layers":[]}'
-    )
-    direct.put_manifest("v1", raw, mt.OCI_MANIFEST)
+    raw = put_empty_image(direct, "v1")
     with FaultProxy(cache.url) as counted:
         dead = f"http://127.0.0.1:{free_port()}"
         cfg = RegistryConfig.from_mapping({upstream.host: {"mirrors": [dead, counted.url]}})
