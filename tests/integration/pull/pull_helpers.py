@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 from lorry.ops.pull import PullResult, pull_sync
@@ -34,3 +36,12 @@ def pull(store: Store, ref: str, **options: Any) -> PullResult:
 def inspect(store: Store, result: PullResult) -> dict[str, Any]:
     """``lorry inspect`` of the pulled image."""
     return inspect_image(store, result.image_id)
+
+
+def wait_for(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)

@@ -6,13 +6,12 @@ pytest's timeout) if cancellation waited for the blocked read instead of cutting
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import pytest
-from pull_helpers import push
+from pull_helpers import push, wait_for
 
 from lorry.errors import StallError
 from lorry.ops.pull import pull, pull_sync
@@ -45,15 +44,6 @@ def _stalled(
 
 def _partial_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in (root / "ingest").rglob("*.data"))
-
-
-def _wait_for_partial_bytes(root: Path, deadline: float = 60.0) -> None:
-    """Block until the pull has written some of the stalled layer (the kernel may hold it first)."""
-    end = time.monotonic() + deadline
-    while _partial_bytes(root) == 0:
-        if time.monotonic() > end:
-            raise AssertionError("the stalled layer never reached the ingest area")
-        time.sleep(0.01)
 
 
 def test_stall_watchdog_fails_the_attempt_and_keeps_the_bytes(
@@ -97,7 +87,9 @@ def test_cancelling_a_stalled_pull_returns_at_once(
             await anyio.to_thread.run_sync(stall.started.wait, 60)
             # The proxy has sent half the layer, but under load the pull's thread may not have
             # read any of it from the socket yet: cancel only once bytes are on disk.
-            await anyio.to_thread.run_sync(_wait_for_partial_bytes, root)
+            await anyio.to_thread.run_sync(
+                wait_for, lambda: _partial_bytes(root) > 0, "the stalled layer's bytes on disk"
+            )
             tg.cancel_scope.cancel()
 
     with Store.open(root) as store:

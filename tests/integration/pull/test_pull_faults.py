@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
-from pull_helpers import FAST_RETRY, pull, push
+from pull_helpers import FAST_RETRY, pull, push, wait_for
 
 from lorry.errors import IntegrityError
 from lorry.ops.pull import download_manager
@@ -117,14 +116,6 @@ def test_two_concurrent_pulls_fetch_a_shared_blob_once(
     assert fsck(store).ok
 
 
-def _wait_for(condition: object, what: str, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_killed_pull_fetches_only_the_missing_bytes_when_repeated(
     tmp_path: Path, registry: RegistryServer, proxy: FaultProxy, image_builder: ImageBuilder
 ) -> None:
@@ -143,7 +134,7 @@ def test_killed_pull_fetches_only_the_missing_bytes_when_repeated(
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # Both layers reached their stall: about half of the image's bytes are on disk.
-        _wait_for(
+        wait_for(
             lambda: sum(p.stat().st_size for p in ingest_files(root)) >= on_disk,
             "the first run to write about half of the layers",
         )
