@@ -6,7 +6,7 @@ in the store, nothing else is fetched (moby does the same). Otherwise the layers
 download manager bottom→top; each descriptor checks its computed DiffID against the config's
 before the layer is registered, and the rootfs the store built must equal the config's, or
 the pull fails and nothing is tagged. Schema1: the non-throwaway layers are pulled and the
-config is built from the v1 history with the DiffIDs computed (:mod:`lorry.ops.schema1`).
+config is built from the v1 history with the DiffIDs computed (:mod:`lorry.oci.schema1_config`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import IntegrityError, LorryError, UnsupportedError, is_retryable
 from lorry.oci import MAX_CONFIG_SIZE, Descriptor, ImageConfig, Manifest, Schema1Manifest
+from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.ops._pull_layers import FetchedLayer, LayerSource, RegistryLayer
 from lorry.ops._pull_records import Document, record_image
 from lorry.ops._pull_resolve import Target
-from lorry.ops.schema1 import config_from_schema1, layers_to_fetch
 from lorry.ops.session import SessionLease
 from lorry.progress import ProgressSink
 from lorry.reference import Reference

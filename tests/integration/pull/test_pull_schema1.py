@@ -19,7 +19,7 @@ from lorry import mediatypes as mt
 from lorry.cli import run
 from lorry.digest import DiffID, Digest
 from lorry.oci import ImageConfig, Schema1Manifest
-from lorry.ops.schema1 import config_from_schema1
+from lorry.oci.schema1_config import config_from_schema1
 from lorry.store import Store
 from lorry.testing.builder import BuiltImage, build_image
 from lorry.testing.registry import RegistryServer

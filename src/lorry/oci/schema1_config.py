@@ -5,7 +5,7 @@ A schema1 manifest has no config blob. Each layer carries a ``v1Compatibility`` 
 with ``image/v1``; xfer-spec §4.3) pulls one blob per non-throwaway entry, bottom to top, then
 builds the config from the **top** entry: it drops the v1-only keys, adds ``rootfs`` with the
 DiffIDs it downloaded, and ``history`` made from every entry. The config's digest is the image
-ID, so this module reproduces docker's bytes (see :mod:`lorry.ops._gojson`):
+ID, so this module reproduces docker's bytes (see :mod:`lorry.oci._gojson`):
 
 * Top-level keys are sorted (docker marshals a Go map); each value is the entry's own JSON text,
   compacted and HTML-escaped, so nested key order is whatever the manifest had.
@@ -31,8 +31,7 @@ from typing import Any
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import InvalidInputError
-from lorry.oci.schema1 import Schema1Manifest
-from lorry.ops._gojson import (
+from lorry.oci._gojson import (
     Field,
     Kind,
     compact,
@@ -42,6 +41,7 @@ from lorry.ops._gojson import (
     loads,
     raw_members,
 )
+from lorry.oci.schema1 import Schema1Manifest
 
 __all__ = ["Schema1Layer", "config_from_schema1", "layers_to_fetch"]
 

@@ -1,4 +1,4 @@
-"""Tests of lorry.ops.schema1: the config docker synthesises from a schema1 manifest.
+"""Tests of lorry.oci.schema1_config: the config docker synthesises from a schema1 manifest.
 
 The manifests in tests/unit/data/schema1 were written for lorry; each ``*.config.json`` is the
 config worked out by hand from moby's rules (``MakeConfigFromV1Config``, ``HistoryFromConfig``,
@@ -19,7 +19,7 @@ from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import InvalidInputError
 from lorry.oci import ImageConfig, Schema1Manifest
-from lorry.ops.schema1 import Schema1Layer, config_from_schema1, layers_to_fetch
+from lorry.oci.schema1_config import Schema1Layer, config_from_schema1, layers_to_fetch
 
 DATA = Path(__file__).parent.parent / "data" / "schema1"
 EMPTY = Digest.parse("sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4")

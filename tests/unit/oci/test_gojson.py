@@ -1,4 +1,4 @@
-"""Tests of lorry.ops._gojson: Go's JSON string escaping, compaction, times and structs."""
+"""Tests of lorry.oci._gojson: Go's JSON string escaping, compaction, times and structs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lorry.errors import InvalidInputError
-from lorry.ops._gojson import (
+from lorry.oci._gojson import (
     Field,
     Kind,
     compact,
@@ -20,7 +20,7 @@ from lorry.ops._gojson import (
     go_time,
     raw_members,
 )
-from lorry.ops.schema1 import _version_less
+from lorry.oci.schema1_config import _version_less
 
 
 @pytest.mark.parametrize(
