@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "STEP",
+    "ByteThrottle",
     "CallbackSink",
     "CollectingSink",
     "NullSink",
@@ -89,3 +91,33 @@ class CallbackSink:
     def emit(self, event: ProgressEvent) -> None:
         """Call the callback."""
         self.callback(event)
+
+
+#: Report at least every this many bytes (xfer-spec §5.6).
+STEP = 512 * 1024
+
+
+class ByteThrottle:
+    """Says when a byte count is worth reporting: every min(512 KiB, 1 % of total) bytes.
+
+    moby's progress reader rule (xfer-spec §5.6), once more at the end. Every byte path (pull's
+    download loop, push's upload reader) asks it per chunk and only crosses to the event loop
+    when an update is due.
+    """
+
+    def __init__(self, total: int | None, start: int = 0) -> None:
+        self.total = total
+        self.step = STEP if not total else max(1, min(STEP, total // 100))
+        self._last = start
+
+    def due(self, current: int) -> bool:
+        """True when ``current`` should be reported (and remember it as reported)."""
+        final = self.total is not None and current >= self.total
+        if current - self._last >= self.step or (final and current != self._last):
+            self._last = current
+            return True
+        return False
+
+    def reset(self, current: int) -> None:
+        """Count from ``current`` again (a replayed stream moved back)."""
+        self._last = current

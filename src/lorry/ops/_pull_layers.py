@@ -26,9 +26,9 @@ import anyio.to_thread
 
 from lorry.digest import ChainID, DiffID, Digest
 from lorry.errors import IntegrityError, UnavailableError
-from lorry.ops._pull_progress import ByteThrottle, downloading
+from lorry.ops._pull_progress import downloading
 from lorry.ops.session import SessionLease
-from lorry.progress import ProgressEvent
+from lorry.progress import ByteThrottle, ProgressEvent
 from lorry.reference import Reference
 from lorry.registry.blobs import BlobReader
 from lorry.registry.client import RegistryClient

@@ -1,8 +1,7 @@
-"""Pull progress helpers: the ``Downloading`` throttle and the pull's message lines.
+"""Pull progress helpers: ``Downloading`` updates and the pull's message lines.
 
-A progress reader in moby reports every 512 KiB or every 1 % of the size, whichever comes first,
-and once more at the end (xfer-spec §5.6). :class:`ByteThrottle` is that rule as pure logic, so
-the byte path asks it per chunk and only crosses to the event loop when an update is due.
+The throttle itself (:class:`lorry.progress.ByteThrottle`) is shared with push's progress
+reader: one rule for every byte path.
 """
 
 from __future__ import annotations
@@ -10,27 +9,7 @@ from __future__ import annotations
 from lorry.progress import ProgressEvent
 from lorry.transfer import statuses as st
 
-__all__ = ["STEP", "ByteThrottle", "digest_line", "downloading", "pulling_from", "status_line"]
-
-#: Report at least every this many bytes (xfer-spec §5.6).
-STEP = 512 * 1024
-
-
-class ByteThrottle:
-    """Says when a byte count is worth reporting: every min(512 KiB, 1 % of total) bytes."""
-
-    def __init__(self, total: int | None, start: int = 0) -> None:
-        self.total = total
-        self.step = STEP if not total else max(1, min(STEP, total // 100))
-        self._last = start
-
-    def due(self, current: int) -> bool:
-        """True when ``current`` should be reported (and remember it as reported)."""
-        final = self.total is not None and current >= self.total
-        if current - self._last >= self.step or (final and current != self._last):
-            self._last = current
-            return True
-        return False
+__all__ = ["digest_line", "downloading", "pulling_from", "status_line"]
 
 
 def downloading(line_id: str, current: int, total: int | None) -> ProgressEvent:

@@ -24,6 +24,7 @@ from typing import BinaryIO, Literal
 from lorry.digest import Digest
 from lorry.errors import CancelledError, LorryError
 from lorry.oci import Descriptor
+from lorry.progress import ByteThrottle
 from lorry.registry.client import RegistryClient
 from lorry.registry.uploads import DEFAULT_CHUNK_SIZE, UploadSession
 from lorry.store import Store
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 #: HTTP statuses with which a registry says "not like that" to a monolithic PUT.
 _MONOLITHIC_REFUSED = frozenset({405, 411, 413, 415, 501})
-#: Report progress at least every this many bytes (Docker: 512 KiB or 1 %).
-_REPORT_STEP = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,8 @@ def reuse_blob(target: BlobTarget, desc: Descriptor, diff_id: Digest | None) -> 
 class ProgressReader:
     """A store blob file that reports how far it has been read (``Pushing`` progress).
 
-    ``report`` is called with the bytes read so far, at most every 512 KiB and at the end;
+    ``report`` is called with the bytes read so far when :class:`~lorry.progress.ByteThrottle`
+    says so (the rule pull's downloads use) and at the end;
     ``on_end`` once the last byte was read (the registry then commits: no bytes move). Reads
     fail with CancelledError once ``cancelled`` is set, so an abandoned worker thread stops.
     Seeking (a replayed monolithic body) moves the reported position back.
@@ -153,7 +153,7 @@ class ProgressReader:
         self._f = f
         self.total = total
         self.position = 0
-        self._reported = 0
+        self._throttle = ByteThrottle(total)
         self._report = report
         self._on_end = on_end
         self._cancelled = cancelled or threading.Event()
@@ -164,12 +164,9 @@ class ProgressReader:
             raise CancelledError("upload cancelled")
         data = self._f.read(n)
         self.position += len(data)
-        done = self.position >= self.total
-        due = done or self.position - self._reported >= _REPORT_STEP
-        if self._report and due and self.position != self._reported:
-            self._reported = self.position
+        if self._report and self._throttle.due(self.position):
             self._report(self.position)
-        if done and data and self._on_end:
+        if self.position >= self.total and data and self._on_end:
             self._on_end()
         return data
 
@@ -184,7 +181,8 @@ class ProgressReader:
     def seek(self, offset: int, whence: int = 0, /) -> int:
         """Move in the file; the progress position follows."""
         pos = self._f.seek(offset, whence)
-        self.position = self._reported = pos
+        self.position = pos
+        self._throttle.reset(pos)
         return pos
 
 

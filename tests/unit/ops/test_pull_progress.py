@@ -6,13 +6,12 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from lorry.ops._pull_progress import (
-    STEP,
-    ByteThrottle,
     digest_line,
     downloading,
     pulling_from,
     status_line,
 )
+from lorry.progress import STEP, ByteThrottle
 
 
 def reported(total: int | None, chunks: list[int], start: int = 0) -> list[int]:

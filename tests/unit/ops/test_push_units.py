@@ -55,19 +55,37 @@ def test_mount_candidates_prefer_shared_path_then_recency_and_respect_the_budget
     assert mount_candidates([], D1, "team/app/dst", 50_000) == []
 
 
-def test_progress_reader_reports_every_half_mebibyte_and_at_the_end() -> None:
+def test_progress_reader_reports_by_the_shared_throttle_and_at_the_end() -> None:
+    # 1 % of 1.3 MB is 13,000 bytes: with 10,000-byte reads every second read is due.
     data = bytes(1_300_000)
     seen: list[int] = []
     ends: list[bool] = []
     reader = ProgressReader(
         io.BytesIO(data), len(data), report=seen.append, on_end=lambda: ends.append(True)
     )
-    while reader.read(100_000):
+    while reader.read(10_000):
         pass
-    assert seen == [600_000, 1_200_000, 1_300_000]
+    assert seen == list(range(20_000, 1_300_001, 20_000))
     assert ends == [True]
     reader.seek(0)
     assert reader.position == 0 and reader.tell() == 0 and reader.seekable()
+    seen.clear()
+    reader.read(20_000)  # after a seek back the throttle counts from the new position
+    assert seen == [20_000]
+
+
+def test_progress_reader_steps_half_a_mebibyte_on_large_blobs() -> None:
+    total = 100 * 524_288  # 1 % is more than 512 KiB: the 512 KiB step applies
+    seen: list[int] = []
+    reader = ProgressReader(_Zeros(), total, report=seen.append)  # type: ignore[arg-type]
+    for _ in range(4):
+        reader.read(262_144)
+    assert seen == [524_288, 1_048_576]
+
+
+class _Zeros:
+    def read(self, n: int = -1) -> bytes:
+        return bytes(n)
 
 
 def test_progress_reader_stops_once_cancelled() -> None:
