@@ -19,22 +19,19 @@ import anyio.to_thread
 
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
-from lorry.errors import IntegrityError, LorryError, UnsupportedError, is_retryable
+from lorry.errors import IntegrityError, UnsupportedError
 from lorry.oci import MAX_CONFIG_SIZE, Descriptor, ImageConfig, Manifest, Schema1Manifest
 from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.ops._pull_layers import FetchedLayer, LayerSource, RegistryLayer
 from lorry.ops._pull_records import Document, record_image
 from lorry.ops._pull_resolve import Target
 from lorry.ops.session import SessionLease
-from lorry.progress import ProgressSink
+from lorry.progress import ProgressEvent, ProgressSink
 from lorry.reference import Reference
 from lorry.store import Image, Layer, Store
 from lorry.transfer import DownloadManager, Limits
 
 __all__ = ["ImageJob", "pull_target"]
-
-_CONFIG_ATTEMPTS = 5
-_CONFIG_DELAY = 0.25  # seconds, doubling (moby's config fetch retry, xfer-spec §7.19)
 
 
 @dataclass(frozen=True)
@@ -179,16 +176,17 @@ async def _fetch_config(job: ImageJob, desc: Descriptor) -> bytes:
         job.store.content.put_bytes(data, media_type=desc.media_type, expected=desc.digest)
         return data
 
-    delay, attempt = _CONFIG_DELAY, 1
-    while True:
-        try:
-            return await anyio.to_thread.run_sync(load)
-        except IntegrityError as exc:
-            raise IntegrityError(
-                f"image config verification failed for digest {desc.digest}"
-            ) from exc
-        except LorryError as exc:
-            if attempt >= _CONFIG_ATTEMPTS or not is_retryable(exc):
-                raise
-        await anyio.sleep(delay)
-        delay, attempt = delay * 2, attempt + 1
+    async def attempt() -> bytes:
+        return await anyio.to_thread.run_sync(load)
+
+    try:
+        # The layers' retry policy and clock: one retry rule for every fetch of a pull.
+        return await job.downloads.retry.run(
+            attempt, emit=_no_line, line_id=desc.digest.short, what=f"fetching config {desc.digest}"
+        )
+    except IntegrityError as exc:
+        raise IntegrityError(f"image config verification failed for digest {desc.digest}") from exc
+
+
+def _no_line(event: ProgressEvent) -> None:
+    """The config has no progress line of its own (docker shows none): countdowns are logged."""

@@ -82,7 +82,9 @@ class BlobReader:
         """Up to ``n`` bytes (all the rest when ``n`` < 0); b"" at the verified end.
 
         Bytes that arrived before a connection failed are returned first; the failure is
-        raised by the next call, so :attr:`position` is exactly where to resume.
+        raised by the next call, so :attr:`position` is exactly where to resume. Asked for all
+        the rest (``n`` < 0), a failure is raised at once: a prefix is not what was asked for,
+        and returned it would look like a complete but corrupt blob.
         """
         if self._failed is not None:
             exc, self._failed = self._failed, None
@@ -100,7 +102,7 @@ class BlobReader:
                     f"{exc} (at byte {self.position + len(buf)})", status=exc.status
                 )
                 failure.__cause__ = exc
-                if not buf:
+                if not buf or n < 0:
                     raise failure from exc
                 self._failed = failure
                 break

@@ -97,7 +97,9 @@ class DownloadManager(Generic[H, L]):
     ) -> None:
         limits = limits or Limits()
         self._store = store
-        self._guarded = GuardedRetry(retry or RetryPolicy(), stall_timeout, clock or SystemClock())
+        #: The retry policy of every fetch; pull's config fetch uses it too (one rule).
+        self.retry = retry or RetryPolicy()
+        self._guarded = GuardedRetry(self.retry, stall_timeout, clock or SystemClock())
         self.fetches = TransferManager(limits.downloads, name="download")
         self.layers = TransferManager(0, name="layer registration")
         self._cpu = anyio.CapacityLimiter(limits.cpu)

@@ -15,7 +15,7 @@ import anyio
 import pytest
 from pull_helpers import FAST_RETRY, pull, push, wait_for
 
-from lorry.errors import IntegrityError
+from lorry.errors import IntegrityError, UnavailableError
 from lorry.ops.pull import download_manager
 from lorry.ops.pull import pull as pull_async
 from lorry.store import Store
@@ -24,6 +24,7 @@ from lorry.testing.builder import BuiltImage, LayerSpec
 from lorry.testing.faultproxy import DropAfter, Fault, FaultProxy, FlipByte, Stall
 from lorry.testing.pytest_plugin import ImageBuilder
 from lorry.testing.registry import RegistryServer
+from lorry.transfer import RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,18 @@ def test_killed_pull_fetches_only_the_missing_bytes_when_repeated(
         assert fsck(store).ok
     second = proxy.blob_bytes_sent - first
     assert second < 0.6 * total, (second, total)
+
+
+def test_config_fetch_is_retried_by_the_pulls_retry_policy(
+    store: Store, registry: RegistryServer, proxy: FaultProxy, image_builder: ImageBuilder
+) -> None:
+    built = image_builder(layers=1, seed=23)
+    ref = via(proxy, push(built, registry, "pull/config-retry"))
+    config = f"/blobs/{built.config_digest}$"
+    proxy.add(Fault(path=config, times=1, action=DropAfter(10)))
+    with pytest.raises(UnavailableError):
+        pull(store, ref, retry=RetryPolicy(attempts=1))  # one attempt: the cut body is final
+    proxy.add(Fault(path=config, times=2, action=DropAfter(10)))
+    result = pull(store, ref)  # FAST_RETRY: three attempts, the third gets the config
+    assert result.image_id == built.config_digest
+    assert blob_gets(proxy, built.config_digest) == 4
