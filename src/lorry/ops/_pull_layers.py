@@ -33,8 +33,8 @@ from lorry.reference import Reference
 from lorry.registry.blobs import BlobReader
 from lorry.registry.client import RegistryClient
 from lorry.store import Store
-from lorry.store.ingest import IngestWriter
 from lorry.store.layers import Layer
+from lorry.store.protocols import BlobWriter
 from lorry.transfer import statuses as st
 from lorry.transfer.protocols import ExtractProgress, TransferProgress, blob_key
 
@@ -167,7 +167,7 @@ class RegistryLayer:
             )
         return FetchedLayer(src.digest, src.media_type, info.size, diff)
 
-    def _fill(self, writer: IngestWriter, emit: Emit, worker: _Worker) -> bool:
+    def _fill(self, writer: BlobWriter, emit: Emit, worker: _Worker) -> bool:
         """Stream the rest of the blob into ``writer``; True if it reconnected mid-way."""
         check = anyio.from_thread.check_cancelled
         total = self.source.size

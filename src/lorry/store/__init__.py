@@ -10,11 +10,12 @@ Start with :class:`Store` (``Store.open(root)``); the parts are ``store.content`
 :mod:`lorry.store.fsck`, :mod:`lorry.store.remove` and :mod:`lorry.store.inspect`.
 """
 
-from lorry.store.content import BlobInfo, ContentStore, LocalContentStore
+from lorry.store.content import LocalContentStore
 from lorry.store.distmeta import DistributionMetadata, RemoteBlob
 from lorry.store.images import Image, ImageStore
 from lorry.store.ingest import IngestWriter
 from lorry.store.layers import Layer, LayerStore, next_chain_id
+from lorry.store.protocols import BlobInfo, BlobWriter, ContentStore
 from lorry.store.references import Ref, ReferenceStore
 from lorry.store.root import FORMAT_VERSION, StoreLayout, default_root, resolve_root
 from lorry.store.store import Store
@@ -22,6 +23,7 @@ from lorry.store.store import Store
 __all__ = [
     "FORMAT_VERSION",
     "BlobInfo",
+    "BlobWriter",
     "ContentStore",
     "DistributionMetadata",
     "Image",

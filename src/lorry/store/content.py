@@ -5,8 +5,9 @@ atomic rename at the end of a verified ingest (see :mod:`lorry.store.ingest`). W
 learnt about a blob while writing it (its media type and, for a layer, the DiffID and
 uncompressed size computed from the bytes) is kept in the ``blob_info`` table.
 
-:class:`ContentStore` is the contract; :class:`LocalContentStore` the implementation on a local
-directory. ``lorry.testing.store_conformance`` checks any implementation against the contract.
+:class:`~lorry.store.protocols.ContentStore` is the contract (with the :class:`BlobWriter` it
+hands out); :class:`LocalContentStore` the implementation on a local directory.
+``lorry.testing.store_conformance`` checks any implementation against the contract.
 Thread safety: a store object may be used by many threads at once; each writer by one thread.
 """
 
@@ -15,8 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from lorry.digest import DiffID, Digest
 from lorry.errors import InvalidInputError, NotFoundError
@@ -24,58 +24,11 @@ from lorry.store.db import Database
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.ingest import READ_CHUNK, IngestWriter
 from lorry.store.locks import WaitHook
+from lorry.store.protocols import BlobInfo, BlobWriter, ContentStore
 from lorry.store.root import StoreLayout
 from lorry.streams import DiffIDTap, compression_for
 
 __all__ = ["BlobInfo", "ContentStore", "LocalContentStore"]
-
-
-@dataclass(frozen=True, slots=True)
-class BlobInfo:
-    """What the store knows about a committed blob; DiffID fields only for layers."""
-
-    digest: Digest
-    size: int
-    media_type: str | None = None
-    diff_id: DiffID | None = None
-    uncompressed_size: int | None = None
-
-
-class ContentStore(Protocol):
-    """The contract of a content store (what the conformance suite checks)."""
-
-    def exists(self, digest: Digest) -> bool:
-        """True when the blob is committed."""
-
-    def info(self, digest: Digest) -> BlobInfo:
-        """The committed blob's info; NotFoundError when absent."""
-
-    def open_blob(self, digest: Digest) -> BinaryIO:
-        """A binary file open for reading the committed blob; NotFoundError when absent."""
-
-    def read_bytes(self, digest: Digest) -> bytes:
-        """The whole committed blob (for small blobs: configs, manifests)."""
-
-    def writer(
-        self,
-        digest: Digest,
-        size: int | None = None,
-        *,
-        media_type: str | None = None,
-        on_wait: WaitHook | None = None,
-    ) -> IngestWriter:
-        """Open (or wait for, or resume) the ingest of ``digest``."""
-
-    def put_bytes(
-        self, data: bytes, *, media_type: str | None = None, expected: Digest | None = None
-    ) -> BlobInfo:
-        """Store ``data`` in one go (checked against ``expected`` when given)."""
-
-    def delete(self, digest: Digest) -> bool:
-        """Remove a committed blob; False when it was not there."""
-
-    def walk(self) -> Iterator[Digest]:
-        """Every committed blob's digest."""
 
 
 class LocalContentStore:
@@ -129,7 +82,7 @@ class LocalContentStore:
         *,
         media_type: str | None = None,
         on_wait: WaitHook | None = None,
-    ) -> IngestWriter:
+    ) -> BlobWriter:
         """Open (or wait for, or resume) the ingest of ``digest``; see :class:`IngestWriter`."""
         return IngestWriter(self, digest, size, media_type=media_type, on_wait=on_wait)
 

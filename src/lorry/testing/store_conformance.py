@@ -18,7 +18,7 @@ import pytest
 from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import IntegrityError, NotFoundError
-from lorry.store.content import ContentStore
+from lorry.store.protocols import ContentStore
 
 __all__ = ["ContentStoreConformance"]
 
