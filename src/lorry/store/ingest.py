@@ -26,16 +26,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, StoreError
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.locks import FileLock, WaitHook
+from lorry.store.protocols import BlobInfo, IngestTarget
 from lorry.streams import DiffIDTap, compression_for
-
-if TYPE_CHECKING:
-    from lorry.store.content import BlobInfo, LocalContentStore
 
 __all__ = ["READ_CHUNK", "IngestWriter"]
 
@@ -48,7 +45,7 @@ class IngestWriter:
 
     def __init__(
         self,
-        store: LocalContentStore,
+        store: IngestTarget,
         digest: Digest,
         size: int | None = None,
         *,
