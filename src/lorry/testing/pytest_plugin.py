@@ -9,6 +9,8 @@ Everything a fixture starts listens on 127.0.0.1 and is stopped at the fixture's
   faults until the test adds them;
 - ``registry_factory(**start_registry options)``: more registries, stopped after the test;
 - ``token_issuer_factory(**TokenIssuer options)``: started token issuers, stopped after the test;
+- ``dockerd``: one private :class:`~lorry.testing.dockerd.DockerDaemon` for the whole session
+  (image names are shared: use names unique to your test);
 - ``image_builder(**build_image options)``: built images, cached per session by arguments —
   treat their layouts as read-only, or call :func:`~lorry.testing.builder.build_image` into
   ``tmp_path`` for a layout you may change.
@@ -23,11 +25,13 @@ from typing import Any
 import pytest
 
 from lorry.testing.builder import BuiltImage, build_image
+from lorry.testing.dockerd import DockerDaemon, start_dockerd
 from lorry.testing.faultproxy import FaultProxy
 from lorry.testing.registry import RegistryServer, start_registry
 from lorry.testing.token_issuer import TokenIssuer
 
 __all__ = [
+    "dockerd",
     "image_builder",
     "proxy",
     "registry",
@@ -58,6 +62,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A private dockerd (own root, exec root and socket) shared by the whole session."""
+    daemon = start_dockerd(tmp_path_factory.mktemp("dockerd"))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 @pytest.fixture
