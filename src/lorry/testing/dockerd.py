@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lorry.errors import UnavailableError
+from lorry.testing._process import stop_process
 
 __all__ = ["DOCKERD_BINARY", "DOCKER_BINARY", "DockerDaemon", "DockerError", "start_dockerd"]
 
@@ -67,14 +67,7 @@ class DockerDaemon:
 
     def stop(self) -> None:
         """Stop the daemon by its PID: SIGTERM, then SIGKILL if it does not exit in time."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, _STOP_TIMEOUT)
 
     def __enter__(self) -> DockerDaemon:
         return self

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import bcrypt
 
 from lorry.errors import InvalidInputError, UnavailableError
+from lorry.testing._process import stop_process
 
 if TYPE_CHECKING:
     from lorry.testing.token_issuer import TokenIssuer
@@ -127,13 +128,7 @@ class RegistryServer:
 
     def stop(self) -> None:
         """Terminate the registry (kill it if it does not exit within a few seconds)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, _STOP_TIMEOUT)
 
     def __enter__(self) -> RegistryServer:
         return self
