@@ -26,7 +26,7 @@ from lorry.ops._pull_layers import FetchedLayer, LayerSource, RegistryLayer
 from lorry.ops._pull_records import Document, record_image
 from lorry.ops._pull_resolve import Target
 from lorry.ops.session import SessionLease
-from lorry.progress import ProgressEvent, ProgressSink
+from lorry.progress import NullSink, ProgressSink
 from lorry.reference import Reference
 from lorry.store import Image, Layer, Store
 from lorry.transfer import DownloadManager, Limits
@@ -182,11 +182,10 @@ async def _fetch_config(job: ImageJob, desc: Descriptor) -> bytes:
     try:
         # The layers' retry policy and clock: one retry rule for every fetch of a pull.
         return await job.downloads.retry.run(
-            attempt, emit=_no_line, line_id=desc.digest.short, what=f"fetching config {desc.digest}"
+            attempt,
+            emit=NullSink().emit,  # the config has no progress line (docker shows none)
+            line_id=desc.digest.short,
+            what=f"fetching config {desc.digest}",
         )
     except IntegrityError as exc:
         raise IntegrityError(f"image config verification failed for digest {desc.digest}") from exc
-
-
-def _no_line(event: ProgressEvent) -> None:
-    """The config has no progress line of its own (docker shows none): countdowns are logged."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from lorry.errors import UnavailableError
+from lorry.errors import LorryError, UnavailableError
 from lorry.testing._process import stop_process
 
 __all__ = ["DOCKERD_BINARY", "DOCKER_BINARY", "DockerDaemon", "DockerError", "start_dockerd"]
@@ -31,7 +31,7 @@ _STOP_TIMEOUT = 20.0
 _CLI_TIMEOUT = 600.0
 
 
-class DockerError(UnavailableError):
+class DockerError(LorryError):
     """The docker CLI exited non-zero; the message holds the command and its stderr."""
 
 
