@@ -1,7 +1,8 @@
 """Pull's layer stage: the download descriptor of one registry blob and the layer-store adapter.
 
 The byte path (DESIGN.md §1.2) is one loop in one worker thread per layer: read 1 MiB chunks
-from the registry starting at the ingest's offset, hand each to the store's ingest writer —
+from the registry starting at the ingest's offset (:class:`~lorry.ops.blob_stream.BlobFetch`,
+the byte path every image move shares), hand each to the store's ingest writer —
 which appends it, hashes it and inflates + hashes it for the DiffID in the same pass — and
 report ``Downloading`` only when :class:`ByteThrottle` says so. ``commit`` then checks size and
 digest before the blob becomes visible. Nothing is held in memory beyond one chunk.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import anyio
@@ -27,10 +29,10 @@ import anyio.to_thread
 from lorry.digest import ChainID, DiffID, Digest
 from lorry.errors import IntegrityError, UnavailableError
 from lorry.ops._pull_progress import downloading
+from lorry.ops.blob_stream import BlobFetch
 from lorry.ops.session import SessionLease
 from lorry.progress import ByteThrottle, ProgressEvent
 from lorry.reference import Reference
-from lorry.registry.blobs import BlobReader
 from lorry.registry.client import RegistryClient
 from lorry.store import Store
 from lorry.store.layers import Layer
@@ -41,10 +43,8 @@ from lorry.transfer.protocols import ExtractProgress, TransferProgress, blob_key
 #: Posts a progress event from the worker thread to the event loop.
 Emit = Callable[[ProgressEvent], None]
 
-__all__ = ["MAX_RECONNECTS", "FetchedLayer", "LayerSource", "RegistryLayer", "StoreLayers"]
+__all__ = ["FetchedLayer", "LayerSource", "RegistryLayer", "StoreLayers"]
 
-#: Immediate reconnects within one attempt, each only after bytes arrived since the last one.
-MAX_RECONNECTS = 3
 _WAIT_REPORT_EVERY = 50  # ingest-lock polls (20 ms each) between "Waiting" reports
 _ABORT_WAIT = 10.0  # seconds a cancelled download waits for its thread to close the ingest
 
@@ -116,26 +116,32 @@ class RegistryLayer:
         connection the worker may be blocked on and waits, briefly, for the worker to put the
         ingest down: a stalled network never holds a cancelled pull for a socket timeout.
         """
-        worker = _Worker()
+        src = self.source
+        fetch = BlobFetch(
+            lambda offset: self._client.open_blob(src.digest, offset, size=src.size, urls=src.urls),
+            size=src.size,
+            check=anyio.from_thread.check_cancelled,
+        )
+        finished = threading.Event()
         try:
             return await anyio.to_thread.run_sync(
-                self._download, _poster(progress), worker, abandon_on_cancel=True
+                self._download, _poster(progress), fetch, finished, abandon_on_cancel=True
             )
         except anyio.get_cancelled_exc_class():
-            worker.abort()
+            fetch.abort()
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(worker.finished.wait, _ABORT_WAIT)
+                await anyio.to_thread.run_sync(finished.wait, _ABORT_WAIT)
             raise
 
     # -- the worker thread --------------------------------------------------------------------
 
-    def _download(self, emit: Emit, worker: _Worker) -> FetchedLayer:
+    def _download(self, emit: Emit, fetch: BlobFetch, finished: threading.Event) -> FetchedLayer:
         try:
-            return self._fetch(emit, worker)
+            return self._fetch(emit, fetch)
         finally:
-            worker.finished.set()
+            finished.set()
 
-    def _fetch(self, emit: Emit, worker: _Worker) -> FetchedLayer:
+    def _fetch(self, emit: Emit, fetch: BlobFetch) -> FetchedLayer:
         src = self.source
         writer = self._store.content.writer(
             src.digest, src.size, media_type=src.media_type, on_wait=self._on_wait(emit)
@@ -144,7 +150,7 @@ class RegistryLayer:
             resumed = writer.resumed > 0
             try:
                 if not writer.exists:
-                    resumed = self._fill(writer, emit, worker) or resumed
+                    resumed = self._fill(writer, emit, fetch) or resumed
                 emit(ProgressEvent(id=self.id(), status=st.VERIFYING_CHECKSUM))
                 info = writer.commit()
             except IntegrityError as exc:
@@ -167,35 +173,18 @@ class RegistryLayer:
             )
         return FetchedLayer(src.digest, src.media_type, info.size, diff)
 
-    def _fill(self, writer: BlobWriter, emit: Emit, worker: _Worker) -> bool:
+    def _fill(self, writer: BlobWriter, emit: Emit, fetch: BlobFetch) -> bool:
         """Stream the rest of the blob into ``writer``; True if it reconnected mid-way."""
-        check = anyio.from_thread.check_cancelled
-        total = self.source.size
-        throttle = ByteThrottle(total, writer.offset)
+        throttle = ByteThrottle(fetch.size, writer.offset)
         if writer.offset:
-            emit(downloading(self.id(), writer.offset, total))
-        reconnects = 0
-        while True:
-            start = writer.offset
-            reader = self._client.open_blob(
-                self.source.digest, writer.offset, size=total, urls=self.source.urls
-            )
-            worker.attach(reader)
-            total = total if total is not None else reader.size
-            throttle.total = total
-            try:
-                for chunk in reader:
-                    check()
-                    writer.write(chunk)
-                    if throttle.due(writer.offset):
-                        emit(downloading(self.id(), writer.offset, total))
-                return reconnects > 0
-            except UnavailableError:
-                if writer.offset == start or reconnects >= MAX_RECONNECTS:
-                    raise
-                reconnects += 1
-            finally:
-                reader.close()
+            emit(downloading(self.id(), writer.offset, fetch.size))
+        with closing(fetch.chunks(writer.offset)) as chunks:  # the stream closes on any error
+            for chunk in chunks:
+                writer.write(chunk)
+                throttle.total = fetch.size
+                if throttle.due(writer.offset):
+                    emit(downloading(self.id(), writer.offset, fetch.size))
+        return fetch.reconnects > 0
 
     def _on_wait(self, emit: Emit) -> Callable[[], None]:
         """The ingest-lock wait hook: cancellable, and says ``Waiting`` now and then."""
@@ -209,31 +198,6 @@ class RegistryLayer:
             polls += 1
 
         return on_wait
-
-
-class _Worker:
-    """What the event loop needs to stop a download thread: its current reader, its end."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reader: BlobReader | None = None
-        self._aborted = False
-        #: Set when the thread has left the download (and closed the ingest).
-        self.finished = threading.Event()
-
-    def attach(self, reader: BlobReader) -> None:
-        """The thread reads from ``reader`` now (cut at once if already aborted)."""
-        with self._lock:
-            self._reader = reader
-            if self._aborted:
-                reader.abort()
-
-    def abort(self) -> None:
-        """Cut the current reader's connection; later readers are cut as they attach."""
-        with self._lock:
-            self._aborted = True
-            if self._reader is not None:
-                self._reader.abort()
 
 
 def _poster(progress: TransferProgress) -> Emit:
