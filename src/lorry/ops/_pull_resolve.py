@@ -12,6 +12,7 @@ a worker thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest
@@ -19,11 +20,25 @@ from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Index, Manifest, Schema1Manifest, parse_manifest
 from lorry.platform import Platform
 from lorry.reference import Reference
-from lorry.registry.client import RegistryClient
 
-__all__ = ["Resolved", "Target", "display_platform", "resolve"]
+__all__ = [
+    "ManifestGetter",
+    "Resolved",
+    "Target",
+    "choose",
+    "display_platform",
+    "resolve",
+    "resolve_from",
+]
 
 _MAX_NESTING = 4
+
+
+class ManifestGetter(Protocol):
+    """Where documents come from: a registry client or any transport's image source."""
+
+    def get_manifest(self, ref: str | Digest) -> tuple[bytes, str, Digest]:
+        """The document's bytes, media type and digest."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,7 @@ def display_platform(platform: Platform) -> str:
 
 
 def resolve(
-    client: RegistryClient,
+    client: ManifestGetter,
     ref: Reference,
     *,
     platform: Platform | None = None,
@@ -67,13 +82,50 @@ def resolve(
 ) -> Resolved:
     """Fetch the document ``ref`` names and choose the image manifest(s) to pull."""
     wanted: str | Digest = Digest.parse(ref.digest) if ref.digest else (ref.tag or "latest")
+    return resolve_from(client, wanted, ref.name, platform=platform, all_platforms=all_platforms)
+
+
+def resolve_from(
+    client: ManifestGetter,
+    wanted: str | Digest,
+    name: str,
+    *,
+    platform: Platform | None = None,
+    all_platforms: bool = False,
+) -> Resolved:
+    """Fetch the document ``wanted`` names (``name`` in messages) and choose its image(s)."""
     raw, media_type, digest = client.get_manifest(wanted)
     if isinstance(wanted, Digest):
         _verify_top(raw, media_type, wanted)
         digest = wanted
+    by_digest = wanted if isinstance(wanted, Digest) else None
+    return choose(
+        client,
+        raw,
+        media_type,
+        digest,
+        name,
+        platform=platform,
+        all_platforms=all_platforms,
+        by_digest=by_digest,
+    )
+
+
+def choose(
+    client: ManifestGetter,
+    raw: bytes,
+    media_type: str,
+    digest: Digest,
+    name: str,
+    *,
+    platform: Platform | None = None,
+    all_platforms: bool = False,
+    by_digest: Digest | None = None,
+) -> Resolved:
+    """Choose the image(s) of a fetched top document: itself, or index entries by platform."""
     doc = parse_manifest(raw, media_type)
     if isinstance(doc, Schema1Manifest):
-        digest = wanted if isinstance(wanted, Digest) else doc.digest
+        digest = by_digest or doc.digest
         return Resolved(digest, doc.media_type, (Target(doc.fix_layers(), digest, doc.media_type),))
     if isinstance(doc, Manifest):
         return Resolved(digest, doc.media_type, (Target(doc, digest, doc.media_type),))
@@ -84,7 +136,7 @@ def resolve(
     else:
         targets = [_select(client, doc, host, indexes, 0)]
     if not targets:
-        raise NotFoundError(f"index {digest} of {ref.name} lists no image manifest lorry can pull")
+        raise NotFoundError(f"index {digest} of {name} lists no image manifest lorry can pull")
     return Resolved(digest, doc.media_type, tuple(targets), tuple(indexes))
 
 
@@ -99,7 +151,7 @@ def _verify_top(raw: bytes, media_type: str, wanted: Digest) -> None:
     raise IntegrityError(f"manifest verification failed for digest {wanted}")
 
 
-def _child(client: RegistryClient, entry_digest: Digest, size: int) -> Manifest | Index:
+def _child(client: ManifestGetter, entry_digest: Digest, size: int) -> Manifest | Index:
     """Fetch an index entry by digest (verified by the client) and check its size."""
     raw, media_type, _ = client.get_manifest(entry_digest)
     if len(raw) != size:
@@ -111,7 +163,7 @@ def _child(client: RegistryClient, entry_digest: Digest, size: int) -> Manifest 
 
 
 def _select(
-    client: RegistryClient, index: Index, want: Platform, seen: list[Index], depth: int
+    client: ManifestGetter, index: Index, want: Platform, seen: list[Index], depth: int
 ) -> Target:
     """The best entry for ``want``; nested indexes are searched in preference order."""
     if depth > _MAX_NESTING:
@@ -132,7 +184,7 @@ def _select(
 
 
 def _all_entries(
-    client: RegistryClient, index: Index, seen: list[Index], depth: int
+    client: ManifestGetter, index: Index, seen: list[Index], depth: int
 ) -> list[Target]:
     """Every image manifest the index (and any nested index) lists, in index order."""
     if depth > _MAX_NESTING:

@@ -15,20 +15,20 @@ Everything here blocks; the push runs it in worker threads.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from lorry.digest import Digest
-from lorry.errors import CancelledError, LorryError
+from lorry.errors import CancelledError
 from lorry.oci import Descriptor
 from lorry.progress import ByteThrottle
 from lorry.registry.client import RegistryClient
 from lorry.registry.uploads import DEFAULT_CHUNK_SIZE, UploadSession
 from lorry.store import Store
 from lorry.store.distmeta import RemoteBlob
+from lorry.transports.registry import send_blob
 
 __all__ = [
     "BlobTarget",
@@ -36,15 +36,9 @@ __all__ = [
     "Reuse",
     "mount_candidates",
     "push_small_blob",
-    "refuses_monolithic",
     "reuse_blob",
     "upload_blob",
 ]
-
-log = logging.getLogger(__name__)
-
-#: HTTP statuses with which a registry says "not like that" to a monolithic PUT.
-_MONOLITHIC_REFUSED = frozenset({405, 411, 413, 415, 501})
 
 
 @dataclass(frozen=True)
@@ -186,11 +180,6 @@ class ProgressReader:
         return pos
 
 
-def refuses_monolithic(exc: LorryError) -> bool:
-    """True when a failed monolithic PUT says the registry wants another upload form."""
-    return exc.status in _MONOLITHIC_REFUSED or "UNSUPPORTED" in exc.codes
-
-
 def upload_blob(
     target: BlobTarget,
     desc: Descriptor,
@@ -198,23 +187,14 @@ def upload_blob(
     reader: ProgressReader,
 ) -> None:
     """Send the blob's bytes from ``reader`` into ``session`` (or a new one) and commit it."""
-    client = target.client
-    if session is None:
-        session = client.start_upload()
-    chunked = bool(target.chunked)
-    try:
-        client.upload_blob(
-            session, reader, desc.digest, desc.size, chunked=chunked, chunk_size=target.chunk_size
-        )
-    except LorryError as exc:
-        if target.chunked is not None or not refuses_monolithic(exc):
-            raise
-        log.debug("%s; sending %s in chunks instead", exc, desc.digest)
-        reader.seek(0)
-        fresh = client.start_upload()
-        client.upload_blob(
-            fresh, reader, desc.digest, desc.size, chunked=True, chunk_size=target.chunk_size
-        )
+    send_blob(
+        target.client,
+        desc,
+        reader,
+        session,
+        chunked=target.chunked,
+        chunk_size=target.chunk_size,
+    )
 
 
 def push_small_blob(target: BlobTarget, desc: Descriptor, mount_from: Sequence[str] = ()) -> str:
