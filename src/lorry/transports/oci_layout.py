@@ -1,0 +1,462 @@
+"""The OCI image layout transport (``oci:PATH[:REF]``): a directory of blobs and ``index.json``.
+
+A layout (image-spec ``image-layout.md``) is ``oci-layout`` (``{"imageLayoutVersion": …}``),
+``index.json`` (an OCI index whose entries are named by the
+``org.opencontainers.image.ref.name`` annotation) and ``blobs/ALG/HEX``, one file per blob.
+
+:class:`OciLayoutSource` reads documents and blobs as they are (unverified: the engine and the
+destination verify). :class:`OciLayoutDestination` writes blobs through a resumable, verifying
+writer: partial data lives under ``PATH/.lorry-ingest/ALG/HEX.partial`` (lorry's own directory
+inside the layout), is re-hashed when a later attempt opens it, and is renamed into ``blobs/``
+only when its size and digest match. ``index.json`` changes only in :meth:`commit`, by an
+atomic rename, so a failed or aborted copy never leaves an entry naming missing content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lorry import mediatypes as mt
+from lorry.digest import Digest, Verifier
+from lorry.errors import (
+    CancelledError,
+    IntegrityError,
+    InvalidInputError,
+    LorryError,
+    NotFoundError,
+    StoreError,
+)
+from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
+from lorry.store.fsutil import atomic_write, fsync_dir, os_error
+from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties
+
+__all__ = [
+    "INGEST_DIR",
+    "LAYOUT_VERSION",
+    "READ_CHUNK",
+    "REF_NAME",
+    "FileBlobStream",
+    "OciLayoutDestination",
+    "OciLayoutSource",
+    "blob_path",
+    "read_index",
+]
+
+#: The annotation that names an entry of ``index.json`` (the ``REF`` of ``oci:PATH:REF``).
+REF_NAME = "org.opencontainers.image.ref.name"
+#: The ``imageLayoutVersion`` lorry writes.
+LAYOUT_VERSION = "1.0.0"
+#: lorry's directory of partial blobs inside a layout it writes.
+INGEST_DIR = ".lorry-ingest"
+#: Read size for blobs and for re-hashing partial data.
+READ_CHUNK = 1 << 20
+
+_MANIFEST_TYPES = frozenset(
+    {mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST}
+)
+
+
+def blob_path(layout: Path, digest: Digest) -> Path:
+    """Where the blob ``digest`` lives in the layout at ``layout``."""
+    return layout / "blobs" / digest.algorithm / digest.encoded
+
+
+def _load_json(path: Path, what: str) -> Any:
+    """The JSON in ``path``; InvalidInputError naming the file when missing or malformed."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{what}: {path} is missing") from None
+    except OSError as exc:
+        raise os_error(exc, "reading", path) from exc
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{what}: {path} is not valid JSON: {exc}") from None
+
+
+def _check_layout_file(layout: Path) -> None:
+    """Raise InvalidInputError unless ``layout/oci-layout`` names an image layout version."""
+    path = layout / "oci-layout"
+    obj = _load_json(path, f"OCI layout {layout}")
+    if not isinstance(obj, dict) or not isinstance(obj.get("imageLayoutVersion"), str):
+        raise InvalidInputError(f"OCI layout {layout}: {path} has no imageLayoutVersion string")
+
+
+def read_index(layout: Path) -> tuple[dict[str, Any], list[Descriptor]]:
+    """The layout's ``index.json`` as a JSON object and its entries as descriptors."""
+    path = layout / "index.json"
+    obj = _load_json(path, f"OCI layout {layout}")
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"OCI layout {layout}: {path} is not a JSON object")
+    entries = obj.get("manifests", [])
+    if not isinstance(entries, list):
+        raise InvalidInputError(f"OCI layout {layout}: {path}: 'manifests' is not a list")
+    descs = [Descriptor.from_dict(e, f"{path} manifests[{i}]") for i, e in enumerate(entries)]
+    return obj, descs
+
+
+def _ref_name(desc: Descriptor) -> str | None:
+    return desc.annotations.get(REF_NAME)
+
+
+class FileBlobStream:
+    """A :class:`~lorry.transports.protocols.BlobStream` over a local file from some offset."""
+
+    def __init__(self, path: Path, offset: int = 0, what: str = "") -> None:
+        self.path = path
+        self._what = what or f"blob file {path}"
+        self._aborted = threading.Event()
+        try:
+            self._file: Any = path.open("rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"{self._what}: {path} does not exist") from None
+        except OSError as exc:
+            raise os_error(exc, "opening", path) from exc
+        try:
+            self._file.seek(offset)
+        except OSError as exc:
+            self.close()
+            raise os_error(exc, "seeking in", path) from exc
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The rest of the file in chunks of :data:`READ_CHUNK` bytes."""
+        try:
+            while True:
+                if self._aborted.is_set():
+                    raise CancelledError(f"{self._what}: read aborted")
+                f = self._file
+                if f is None:
+                    return
+                try:
+                    chunk = f.read(READ_CHUNK)
+                except (OSError, ValueError) as exc:
+                    if self._aborted.is_set():
+                        raise CancelledError(f"{self._what}: read aborted") from None
+                    if isinstance(exc, OSError):
+                        raise os_error(exc, "reading", self.path) from exc
+                    raise
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the file. Idempotent."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+    def abort(self) -> None:
+        """Stop the stream from another thread: the next chunk raises CancelledError."""
+        self._aborted.set()
+
+
+class OciLayoutSource:
+    """Read an image from an OCI layout directory (see the module docstring)."""
+
+    def __init__(self, path: Path, ref: str | None, name: str) -> None:
+        self.path = Path(path)
+        self.ref = ref
+        self._name = name
+        if not self.path.is_dir():
+            raise NotFoundError(f"OCI layout {self.path}: no such directory")
+        _check_layout_file(self.path)
+        _, self._entries = read_index(self.path)
+
+    @property
+    def name(self) -> str:
+        """The transport reference as the user wrote it."""
+        return self._name
+
+    @property
+    def entries(self) -> list[Descriptor]:
+        """The entries of ``index.json``, in file order."""
+        return list(self._entries)
+
+    def _select(self, ref: str | None) -> Descriptor:
+        if ref is None:
+            if len(self._entries) == 1:
+                return self._entries[0]
+            if not self._entries:
+                raise NotFoundError(f"OCI layout {self.path}: index.json names no image")
+            raise InvalidInputError(
+                f"OCI layout {self.path}: no reference given and index.json holds "
+                f"{len(self._entries)} images; name one as oci:{self.path}:REF"
+            )
+        found = [e for e in self._entries if _ref_name(e) == ref]
+        if not found:
+            raise NotFoundError(f"OCI layout {self.path}: no image named {ref!r} in index.json")
+        if len(found) > 1:
+            raise InvalidInputError(
+                f"OCI layout {self.path}: reference {ref!r} names {len(found)} images in index.json"
+            )
+        return found[0]
+
+    def _read_document(self, digest: Digest) -> bytes:
+        path = blob_path(self.path, digest)
+        try:
+            size = path.stat().st_size
+            if size > MAX_MANIFEST_SIZE:
+                raise InvalidInputError(
+                    f"OCI layout {self.path}: document {digest} is {size} bytes, over the "
+                    f"{MAX_MANIFEST_SIZE}-byte limit"
+                )
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"OCI layout {self.path}: document {digest}: {path} does not exist"
+            ) from None
+        except OSError as exc:
+            raise os_error(exc, "reading", path) from exc
+
+    def _media_type_of(self, raw: bytes, digest: Digest) -> str:
+        for e in self._entries:
+            if e.digest == digest:
+                return e.media_type
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
+            return str(obj["mediaType"])
+        try:
+            return parse_manifest(raw).media_type
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"OCI layout {self.path}: blob {digest} is not a manifest or index: {exc}"
+            ) from None
+
+    def get_manifest(self, ref: str | Digest | None = None) -> tuple[bytes, str, Digest]:
+        """A document's bytes, media type and digest (computed from the bytes, unverified).
+
+        ``None`` selects the entry of ``index.json`` named by the source's reference (or the
+        only entry when there is no reference); a string selects an entry by name; a
+        :class:`Digest` reads ``blobs/ALG/HEX``.
+        """
+        if isinstance(ref, Digest):
+            raw = self._read_document(ref)
+            return raw, self._media_type_of(raw, ref), Digest.of(raw, ref.algorithm)
+        entry = self._select(self.ref if ref is None else ref)
+        raw = self._read_document(entry.digest)
+        return raw, entry.media_type, Digest.of(raw, entry.digest.algorithm)
+
+    def open_blob(self, desc: Descriptor, offset: int = 0) -> BlobStream:
+        """The blob's bytes from ``offset``, unverified; NotFoundError naming a missing file."""
+        if offset < 0 or offset > desc.size:
+            raise InvalidInputError(
+                f"OCI layout {self.path}: blob {desc.digest}: offset {offset} outside the blob"
+            )
+        path = blob_path(self.path, desc.digest)
+        return FileBlobStream(path, offset, what=f"blob {desc.digest} in OCI layout {self.path}")
+
+    def close(self) -> None:
+        """Nothing to release: every read opens and closes its own file."""
+
+
+class OciLayoutDestination:
+    """Write an image into an OCI layout directory (see the module docstring)."""
+
+    def __init__(self, path: Path, ref: str | None, name: str) -> None:
+        self.path = Path(path)
+        self.ref = ref
+        self._name = name
+        self._top: Descriptor | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        layout_file = self.path / "oci-layout"
+        if self.path.exists() and not self.path.is_dir():
+            raise InvalidInputError(f"OCI layout {self.path}: exists and is not a directory")
+        try:
+            if self.path.is_dir() and any(self.path.iterdir()):
+                if not layout_file.exists():
+                    raise InvalidInputError(
+                        f"OCI layout {self.path}: directory is not empty and has no "
+                        "oci-layout file; refusing to write into it"
+                    )
+                _check_layout_file(self.path)
+                if (self.path / "index.json").exists():
+                    read_index(self.path)  # refuse a broken index.json before any write
+            (self.path / "blobs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, "creating OCI layout", self.path) from exc
+        if not layout_file.exists():
+            data = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
+            atomic_write(layout_file, data)
+
+    @property
+    def name(self) -> str:
+        """The transport reference as the user wrote it."""
+        return self._name
+
+    @property
+    def properties(self) -> DestinationProperties:
+        """OCI and Docker schema2 documents stored unchanged; present blobs are reused."""
+        return DestinationProperties(
+            manifest_types=_MANIFEST_TYPES,
+            accepts_index=True,
+            reuse=frozenset({"present"}),
+        )
+
+    def _partial(self, digest: Digest) -> Path:
+        return self.path / INGEST_DIR / digest.algorithm / f"{digest.encoded}.partial"
+
+    def reuse_blob(self, desc: Descriptor) -> bool:
+        """True when ``blobs/ALG/HEX`` exists with the descriptor's size."""
+        try:
+            return blob_path(self.path, desc.digest).stat().st_size == desc.size
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise os_error(exc, "checking blob", blob_path(self.path, desc.digest)) from exc
+
+    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+        """Write the blob verified, resuming from partial data an earlier attempt left.
+
+        IntegrityError (after deleting the partial data) when size or digest do not match.
+        """
+        if self.reuse_blob(desc):
+            return
+        partial = self._partial(desc.digest)
+        target = blob_path(self.path, desc.digest)
+        what = f"blob {desc.digest} for OCI layout {self.path}"
+        try:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise os_error(exc, "opening partial blob", partial) from exc
+        try:
+            verifier = self._resume(fd, partial, desc, what)
+            chunks = open_at(verifier.size)
+            try:
+                for chunk in chunks:
+                    verifier.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            verifier.verify()
+            os.fsync(fd)
+        except IntegrityError:
+            os.close(fd)
+            fd = -1
+            partial.unlink(missing_ok=True)
+            self._tidy_ingest()
+            raise
+        except OSError as exc:
+            raise os_error(exc, "writing partial blob", partial) from exc
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            raise os_error(exc, "committing blob to", target) from exc
+        self._tidy_ingest()
+
+    @staticmethod
+    def _resume(fd: int, partial: Path, desc: Descriptor, what: str) -> Verifier:
+        """Re-hash the partial data in ``fd`` and leave the file offset at its end."""
+        verifier = Verifier(desc.digest, desc.size, what=what)
+        have = os.fstat(fd).st_size
+        if have > desc.size:  # longer than the blob: it cannot be a prefix
+            os.ftruncate(fd, 0)
+            have = 0
+        os.lseek(fd, 0, os.SEEK_SET)
+        while verifier.size < have:
+            chunk = os.read(fd, min(READ_CHUNK, have - verifier.size))
+            if not chunk:
+                break
+            verifier.update(chunk)
+        if verifier.size != have:
+            os.ftruncate(fd, verifier.size)
+        os.lseek(fd, verifier.size, os.SEEK_SET)
+        return verifier
+
+    def _tidy_ingest(self) -> None:
+        """Remove lorry's partial-data directories when they hold nothing."""
+        root = self.path / INGEST_DIR
+        if not root.is_dir():
+            return
+        with contextlib.suppress(OSError):
+            for sub in root.iterdir():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            root.rmdir()
+
+    def put_manifest(
+        self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False
+    ) -> None:
+        """Store a document as a blob (its digest checked); ``top`` names it in index.json."""
+        if Digest.of(raw, digest.algorithm) != digest:
+            raise IntegrityError(
+                f"document {digest} for OCI layout {self.path}: digest mismatch: got "
+                f"{Digest.of(raw, digest.algorithm)}"
+            )
+        target = blob_path(self.path, digest)
+        if not (target.exists() and target.stat().st_size == len(raw)):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "creating", target.parent) from exc
+            atomic_write(target, raw)
+        if top:
+            self._top = Descriptor(media_type=media_type, digest=digest, size=len(raw))
+
+    def commit(self) -> None:
+        """Point the reference at the top document by atomically rewriting ``index.json``.
+
+        Other entries are kept; an entry with the same ref name is replaced (with no
+        reference, an unnamed entry for the same digest is replaced).
+        """
+        with self._lock:
+            if self._done:
+                raise StoreError(f"OCI layout {self.path}: copy already committed or aborted")
+            if self._top is None:
+                raise StoreError(f"OCI layout {self.path}: commit before the top document")
+            index_path = self.path / "index.json"
+            obj: dict[str, Any]
+            entries: list[Descriptor]
+            if index_path.exists():
+                obj, entries = read_index(self.path)
+            else:
+                obj, entries = {}, []
+            top = self._top
+            if self.ref is None:
+                kept = [e for e in entries if not (_ref_name(e) is None and e.digest == top.digest)]
+                new = top
+            else:
+                kept = [e for e in entries if _ref_name(e) != self.ref]
+                new = Descriptor(
+                    media_type=top.media_type,
+                    digest=top.digest,
+                    size=top.size,
+                    annotations={REF_NAME: self.ref},
+                )
+            out: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX}
+            out.update({k: v for k, v in obj.items() if k not in ("manifests",)})
+            out["schemaVersion"] = 2
+            out.setdefault("mediaType", mt.OCI_INDEX)
+            out["manifests"] = [e.to_dict() for e in [*kept, new]]
+            atomic_write(index_path, json.dumps(out, indent=2).encode() + b"\n")
+            self._done = True
+        self._tidy_ingest()
+
+    def abort(self) -> None:
+        """Forget the copy: index.json stays as it was; complete blobs and partials remain."""
+        with self._lock:
+            self._done = True
+        with contextlib.suppress(LorryError, OSError):
+            self._tidy_ingest()
