@@ -16,7 +16,6 @@ may be the bad ones: then it is retried once from zero (moby's rule, xfer-spec Â
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from contextlib import closing
@@ -29,7 +28,7 @@ import anyio.to_thread
 from lorry.digest import ChainID, DiffID, Digest
 from lorry.errors import IntegrityError, UnavailableError
 from lorry.ops._pull_progress import downloading
-from lorry.ops.blob_stream import BlobFetch
+from lorry.ops.blob_stream import BlobFetch, Emit, thread_emitter
 from lorry.ops.session import SessionLease
 from lorry.progress import ByteThrottle, ProgressEvent
 from lorry.reference import Reference
@@ -39,9 +38,6 @@ from lorry.store.layers import Layer
 from lorry.store.protocols import BlobWriter
 from lorry.transfer import statuses as st
 from lorry.transfer.protocols import ExtractProgress, TransferProgress, blob_key
-
-#: Posts a progress event from the worker thread to the event loop.
-Emit = Callable[[ProgressEvent], None]
 
 __all__ = ["FetchedLayer", "LayerSource", "RegistryLayer", "StoreLayers"]
 
@@ -125,7 +121,7 @@ class RegistryLayer:
         finished = threading.Event()
         try:
             return await anyio.to_thread.run_sync(
-                self._download, _poster(progress), fetch, finished, abandon_on_cancel=True
+                self._download, thread_emitter(progress), fetch, finished, abandon_on_cancel=True
             )
         except anyio.get_cancelled_exc_class():
             fetch.abort()
@@ -198,26 +194,6 @@ class RegistryLayer:
             polls += 1
 
         return on_wait
-
-
-def _poster(progress: TransferProgress) -> Emit:
-    """A thread-side ``emit`` that queues the event on the event loop without waiting for it.
-
-    A blocking hop per event (``anyio.from_thread.run_sync``) makes the byte path wait for the
-    event loop to win the GIL for every 512 KiB; queueing keeps the order and never blocks.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio: hop the portable, blocking way
-        loop = None
-
-    def emit(event: ProgressEvent) -> None:
-        if loop is None:
-            anyio.from_thread.run_sync(progress.emit, event)
-        else:
-            loop.call_soon_threadsafe(progress.emit, event)
-
-    return emit
 
 
 class StoreLayers:

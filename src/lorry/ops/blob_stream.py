@@ -11,13 +11,21 @@ writer hashes every byte it accepts (transports/protocols.py, "Who verifies").
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Generator
 
+import anyio.from_thread
+
 from lorry.errors import UnavailableError
+from lorry.progress import ProgressEvent
+from lorry.transfer.protocols import TransferProgress
 from lorry.transports import BlobStream
 
-__all__ = ["MAX_RECONNECTS", "BlobFetch", "StreamOpener"]
+__all__ = ["MAX_RECONNECTS", "BlobFetch", "Emit", "StreamOpener", "thread_emitter"]
+
+#: Posts a progress event from the worker thread to the event loop.
+Emit = Callable[[ProgressEvent], None]
 
 #: Immediate reconnects within one attempt, each only after bytes arrived since the last one.
 MAX_RECONNECTS = 3
@@ -84,3 +92,24 @@ class BlobFetch:
             if self._aborted:
                 stream.abort()
         return stream
+
+
+def thread_emitter(progress: TransferProgress) -> Emit:
+    """A thread-side ``emit`` that queues the event on the event loop without waiting for it.
+
+    A blocking hop per event (``anyio.from_thread.run_sync``) makes the byte path wait for the
+    event loop to win the GIL for every 512 KiB; queueing keeps the order and never blocks.
+    Call it on the event loop; use the result in the worker thread.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: hop the portable, blocking way
+        loop = None
+
+    def emit(event: ProgressEvent) -> None:
+        if loop is None:
+            anyio.from_thread.run_sync(progress.emit, event)
+        else:
+            loop.call_soon_threadsafe(progress.emit, event)
+
+    return emit

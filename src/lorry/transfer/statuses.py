@@ -5,6 +5,8 @@ from __future__ import annotations
 
 __all__ = [
     "ALREADY_EXISTS",
+    "COPIED",
+    "COPYING",
     "DOWNLOADING",
     "DOWNLOAD_COMPLETE",
     "EXTRACTING",
@@ -51,3 +53,10 @@ SKIPPED_FOREIGN_LAYER = "Skipped foreign layer"
 def mounted_from(repository: str) -> str:
     """The status of a blob mounted from another repository: ``Mounted from library/x``."""
     return f"Mounted from {repository}"
+
+
+#: A blob is being streamed from one medium to another (skopeo's word), with bytes.
+COPYING = "Copying"
+
+#: A copied blob is complete and verified at the destination.
+COPIED = "Copied"

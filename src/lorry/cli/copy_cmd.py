@@ -1,0 +1,76 @@
+"""``lorry copy SRC DST``: an image between any two transports, as ``skopeo copy`` does.
+
+Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]``,
+``docker-archive:PATH[:REF]``. Progress goes to stderr through the chosen renderer; the
+digest of what was written goes to stdout (and to ``--digestfile``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.render import make_renderer
+from lorry.ops.copy import CopyOptions, copy_sync
+from lorry.ops.settings_bridge import limits, retry_policy, session_options
+from lorry.platform import Platform
+from lorry.progress import NullSink, ProgressSink
+from lorry.store.fsutil import atomic_write
+
+__all__ = ["copy_cmd"]
+
+
+@cli.command("copy")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--all", "all_platforms", is_flag=True, help="Copy the index and every image.")
+@click.option("--platform", help="The image of an index to copy (default: this host's).")
+@click.option(
+    "--preserve-digests",
+    is_flag=True,
+    help="Fail, before any write, where the destination would need a changed document.",
+)
+@click.option(
+    "--digestfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the digest of the copied manifest (or index) to this file.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "tty", "plain", "json"]),
+    default="auto",
+    show_default=True,
+    help="How to show progress on stderr.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@pass_context
+def copy_cmd(  # noqa: PLR0917 - click passes options positionally
+    ctx: CliContext,
+    source: str,
+    destination: str,
+    all_platforms: bool,
+    platform: str | None,
+    preserve_digests: bool,
+    digestfile: Path | None,
+    progress: Literal["auto", "tty", "plain", "json"],
+    quiet: bool,
+) -> None:
+    """Copy the image SOURCE names to DESTINATION; print its digest."""
+    sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
+    options = CopyOptions(
+        platform=Platform.parse(platform) if platform else None,
+        all_platforms=all_platforms,
+        preserve_digests=preserve_digests,
+        limits=limits(ctx.settings),
+        retry=retry_policy(ctx.settings),
+    )
+    result = copy_sync(
+        source, destination, options, sink=sink, session_options=session_options(ctx.settings)
+    )
+    if digestfile is not None:
+        atomic_write(digestfile, f"{result.digest}\n".encode())
+    click.echo(str(result.digest))
