@@ -1,8 +1,9 @@
 """``lorry copy SRC DST``: an image between any two transports, as ``skopeo copy`` does.
 
 Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]``,
-``docker-archive:PATH[:REF]``. Progress goes to stderr through the chosen renderer; the
-digest of what was written goes to stdout (and to ``--digestfile``).
+``docker-archive:PATH[:REF]`` and ``lorry:REF`` (the local store, ``--root``). Progress goes
+to stderr through the chosen renderer; the digest of what was written goes to stdout (and to
+``--digestfile``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lorry.ops.copy import CopyOptions, copy_sync
 from lorry.ops.settings_bridge import limits, retry_policy, session_options
 from lorry.platform import Platform
 from lorry.progress import NullSink, ProgressSink
+from lorry.store import Store
 from lorry.store.fsutil import atomic_write
 
 __all__ = ["copy_cmd"]
@@ -68,9 +70,15 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
         limits=limits(ctx.settings),
         retry=retry_policy(ctx.settings),
     )
-    result = copy_sync(
-        source, destination, options, sink=sink, session_options=session_options(ctx.settings)
-    )
+    with Store.open(ctx.root) as store:
+        result = copy_sync(
+            source,
+            destination,
+            options,
+            sink=sink,
+            session_options=session_options(ctx.settings),
+            store=store,
+        )
     if digestfile is not None:
         atomic_write(digestfile, f"{result.digest}\n".encode())
     click.echo(str(result.digest))

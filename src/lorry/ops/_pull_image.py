@@ -23,13 +23,13 @@ from lorry.errors import IntegrityError, UnsupportedError
 from lorry.oci import MAX_CONFIG_SIZE, Descriptor, ImageConfig, Manifest, Schema1Manifest
 from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.ops._pull_layers import FetchedLayer, LayerSource, RegistryLayer
-from lorry.ops._pull_records import Document, record_image
 from lorry.ops._pull_resolve import Target
 from lorry.ops.session import SessionLease
 from lorry.progress import NullSink, ProgressSink
 from lorry.reference import Reference
 from lorry.store import Image, Layer, Store
 from lorry.transfer import DownloadManager, Limits
+from lorry.transports.store_records import Document, record_image
 
 __all__ = ["ImageJob", "pull_target"]
 

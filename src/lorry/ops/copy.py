@@ -40,6 +40,7 @@ from lorry.ops.session import SessionOptions, lease_session
 from lorry.platform import Platform
 from lorry.progress import ByteThrottle, NullSink, ProgressEvent, ProgressSink
 from lorry.registry.client import RegistrySession
+from lorry.store import Store
 from lorry.transfer import Limits, RetryPolicy, TransferProgress, UploadManager, statuses
 from lorry.transports import ImageDestination, ImageSource, parse_transport
 
@@ -208,18 +209,19 @@ async def copy(
     sink: ProgressSink | None = None,
     session: RegistrySession | None = None,
     session_options: SessionOptions | None = None,
+    store: Store | None = None,
 ) -> CopyResult:
     """Copy ``src`` to ``dst``, both transport references (``docker://``, ``oci:``, …).
 
     ``session`` is borrowed (never closed); without one, a session is opened with
-    ``session_options`` for this copy.
+    ``session_options`` for this copy. ``store`` is the local store ``lorry:`` names.
     """
     src_ref, dst_ref = parse_transport(src), parse_transport(dst)
     lease = lease_session(session, session_options)
     try:
-        source = open_source(src_ref, lease.session)
+        source = open_source(src_ref, lease.session, store)
         try:
-            dest = open_destination(dst_ref, lease.session, src_ref)
+            dest = open_destination(dst_ref, lease.session, src_ref, store)
             return await copy_image(source, dest, options, sink=sink)
         finally:
             source.close()

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lorry.errors import InvalidInputError, UnsupportedError
+from lorry.errors import InvalidInputError
 from lorry.ops.session import check_remote_reference
 from lorry.reference import Reference, parse_docker_ref
 from lorry.registry.client import RegistrySession
+from lorry.store import Store
 from lorry.transports import ImageDestination, ImageSource, TransportRef
 from lorry.transports.docker_archive import DockerArchiveDestination, DockerArchiveSource
 from lorry.transports.oci_archive import OciArchiveDestination, OciArchiveSource
 from lorry.transports.oci_layout import OciLayoutDestination, OciLayoutSource
 from lorry.transports.registry import RegistryDestination, RegistrySource
+from lorry.transports.store import StoreDestination, StoreSource
 
 __all__ = ["open_destination", "open_source", "registry_ref"]
 
@@ -28,13 +30,15 @@ def registry_ref(tref: TransportRef) -> Reference:
     return check_remote_reference(parse_docker_ref(tref.ref))
 
 
-def _no_store(tref: TransportRef) -> UnsupportedError:
-    return UnsupportedError(
-        f"{tref}: the local store is not yet a copy endpoint; use lorry pull or lorry push"
-    )
+def _store(tref: TransportRef, store: Store | None) -> Store:
+    if store is None:
+        raise InvalidInputError(f"{tref}: the local store was not opened for this copy")
+    return store
 
 
-def open_source(tref: TransportRef, session: RegistrySession) -> ImageSource:
+def open_source(
+    tref: TransportRef, session: RegistrySession, store: Store | None = None
+) -> ImageSource:
     """Open the source ``tref`` names (files are read lazily; nothing is fetched yet)."""
     path = Path(tref.path)
     match tref.transport:
@@ -48,12 +52,16 @@ def open_source(tref: TransportRef, session: RegistrySession) -> ImageSource:
         case "docker-archive":
             return DockerArchiveSource(path, tref.ref, tref.text)
         case "lorry":
-            raise _no_store(tref)
+            assert tref.ref is not None
+            return StoreSource(_store(tref, store), tref.ref, tref.text)
     raise InvalidInputError(f"{tref}: unknown transport")  # pragma: no cover - exhaustive
 
 
 def open_destination(
-    tref: TransportRef, session: RegistrySession, source: TransportRef | None = None
+    tref: TransportRef,
+    session: RegistrySession,
+    source: TransportRef | None = None,
+    store: Store | None = None,
 ) -> ImageDestination:
     """Open the destination ``tref`` names; ``source`` lets a registry mount from it."""
     path = Path(tref.path)
@@ -74,5 +82,5 @@ def open_destination(
         case "docker-archive":
             return DockerArchiveDestination(path, tref.ref, tref.text)
         case "lorry":
-            raise _no_store(tref)
+            return StoreDestination(_store(tref, store), tref.ref, tref.text)
     raise InvalidInputError(f"{tref}: unknown transport")  # pragma: no cover - exhaustive

@@ -8,7 +8,7 @@ The stages, each in its own module:
 2. :mod:`~lorry.ops._pull_image` — config, then layers through the shared
    :class:`~lorry.transfer.DownloadManager` (:mod:`~lorry.ops._pull_layers` is the byte path),
    DiffIDs checked against the config;
-3. :mod:`~lorry.ops._pull_records` — image, documents, metadata, then tag and repo digest.
+3. :mod:`~lorry.transports.store_records` — image, documents, metadata, then tag and repo digest.
 
 The whole pull runs under :meth:`Store.hold`, so a concurrent prune cannot delete a verified but
 not yet referenced blob, and nothing is tagged before every layer and the config verified.
@@ -36,7 +36,6 @@ from lorry.ops._pull_errors import translate_pull_error
 from lorry.ops._pull_image import ImageJob, pull_target
 from lorry.ops._pull_layers import FetchedLayer, StoreLayers
 from lorry.ops._pull_progress import digest_line, pulling_from, status_line
-from lorry.ops._pull_records import Document, record_refs
 from lorry.ops._pull_resolve import Resolved, resolve
 from lorry.ops.session import SessionOptions, check_remote_reference, lease_session
 from lorry.platform import Platform, ranked
@@ -45,6 +44,7 @@ from lorry.reference import Reference, parse, parse_docker_ref
 from lorry.registry.client import RegistrySession
 from lorry.store import Layer, Store
 from lorry.transfer import DEFAULT_STALL_TIMEOUT, DownloadManager, Limits, RetryPolicy
+from lorry.transports.store_records import Document, record_refs
 
 __all__ = ["PlatformImage", "PullResult", "download_manager", "pull", "pull_sync"]
 

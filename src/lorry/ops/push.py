@@ -8,7 +8,7 @@ Order of work, as Docker does it:
    from the store's original compressed bytes (:mod:`lorry.ops.push_layer`);
 3. the config blob(s);
 4. for an index, every child manifest by digest; then the manifest (or index) by tag, as the
-   exact bytes recorded when the image was pulled (:mod:`lorry.ops.push_plan`);
+   exact bytes recorded when the image was pulled (:mod:`lorry.transports.store_plan`);
 5. ``<tag>: digest: sha256:… size: N`` and an aux event ``{"Tag", "Digest", "Size"}``.
 
 The pushed repository is recorded in distribution metadata per layer, so the next push of
@@ -32,7 +32,6 @@ from lorry.oci import Descriptor
 from lorry.ops._held import held
 from lorry.ops.push_blob import BlobTarget, push_small_blob
 from lorry.ops.push_layer import LayerPush
-from lorry.ops.push_plan import PushPlan, plan_push
 from lorry.ops.session import (
     SessionLease,
     SessionOptions,
@@ -47,6 +46,7 @@ from lorry.store import Store
 from lorry.store.inspect import find_image
 from lorry.store.references import Ref
 from lorry.transfer import Limits, RetryPolicy, UploadManager
+from lorry.transports.store_plan import PushPlan, plan_push
 
 __all__ = ["PushResult", "push", "push_sync"]
 

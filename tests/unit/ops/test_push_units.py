@@ -19,7 +19,6 @@ from lorry.oci import Descriptor, Index, Manifest
 from lorry.ops.push import _allowed, _target
 from lorry.ops.push_blob import BlobTarget, ProgressReader, mount_candidates
 from lorry.ops.push_layer import LayerPush
-from lorry.ops.push_plan import build_manifest, plan_push
 from lorry.progress import ProgressEvent
 from lorry.reference import parse
 from lorry.registry.client import RegistryClient
@@ -29,6 +28,7 @@ from lorry.store.references import Ref
 from lorry.testing.builder import build_image
 from lorry.testing.store_fill import fill_store
 from lorry.transports.registry import refuses_monolithic
+from lorry.transports.store_plan import build_manifest, plan_push
 
 D1 = Digest.of(b"one")
 D2 = Digest.of(b"two")
