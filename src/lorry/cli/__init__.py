@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from lorry.cli import (  # noqa: F401 - imported for their side effect: commands register
+    archive_cmds,
     copy_cmd,
     pull_cmd,
     push_cmd,

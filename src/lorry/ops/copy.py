@@ -157,8 +157,13 @@ async def copy_image(
     *,
     sink: ProgressSink | None = None,
     uploads: UploadManager[Descriptor] | None = None,
+    commit: bool = True,
 ) -> CopyResult:
-    """Copy the image ``source`` names to ``dest`` (see the module docstring)."""
+    """Copy the image ``source`` names to ``dest`` (see the module docstring).
+
+    ``commit`` False leaves the destination open for another image (``save`` of several);
+    the caller commits it. A failure aborts the destination either way.
+    """
     opts = options or CopyOptions()
     out: ProgressSink = sink or NullSink()
     docs = _CheckedDocs(source)
@@ -192,7 +197,8 @@ async def copy_image(
         await anyio.to_thread.run_sync(
             partial(dest.put_manifest, top_raw, top_type, top_digest, top=True)
         )
-        await anyio.to_thread.run_sync(dest.commit)
+        if commit:
+            await anyio.to_thread.run_sync(dest.commit)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(dest.abort)

@@ -138,8 +138,9 @@ class DockerArchiveSource:
     """Read one image of a docker-archive (``docker save``, skopeo or lorry wrote it).
 
     ``ref`` picks the ``manifest.json`` entry whose RepoTags holds it (compared in Docker's
-    familiar form, ``alpine`` meaning ``alpine:latest``); None takes the only entry. The tar is
-    indexed once at construction; layer digests are hashed lazily, once, on first need.
+    familiar form, ``alpine`` meaning ``alpine:latest``); ``@N`` the N-th entry (as skopeo
+    reads it); None the only entry. The tar is indexed once at construction; layer digests
+    are hashed lazily, once, on first need.
     """
 
     def __init__(self, path: Path, ref: str | None, name: str) -> None:
@@ -157,6 +158,11 @@ class DockerArchiveSource:
     def name(self) -> str:
         """The transport reference as the user wrote it."""
         return self._name
+
+    @property
+    def repo_tags(self) -> list[tuple[str, ...]]:
+        """The RepoTags of every image in the archive, in order (``@N`` names image N)."""
+        return [e.repo_tags for e in self._entries]
 
     # -- indexing ------------------------------------------------------------------------------
 
@@ -271,6 +277,11 @@ class DockerArchiveSource:
                     "(docker-archive:PATH:REF)"
                 )
             return self._entries[0]
+        if ref.startswith("@") and ref[1:].isdigit():  # skopeo's docker-archive:PATH:@N
+            n = int(ref[1:])
+            if n >= len(self._entries):
+                raise NotFoundError(f"{where}: no image @{n} ({len(self._entries)} in the archive)")
+            return self._entries[n]
         want = _familiar(ref)
         if want is None:
             raise InvalidInputError(f"{where}: invalid image reference {ref!r}")
