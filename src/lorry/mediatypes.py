@@ -6,6 +6,7 @@ __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_FOREIGN_LAYER",
     "DOCKER_LAYER_GZIP",
+    "DOCKER_LAYER_TAR",
     "DOCKER_MANIFEST_LIST",
     "DOCKER_MANIFEST_V1",
     "DOCKER_MANIFEST_V1_SIGNED",
@@ -36,6 +37,8 @@ DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+#: An uncompressed Docker layer (docker save writes these; moby knows the type).
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -67,6 +70,7 @@ MANIFEST_ACCEPT = ", ".join(
 
 _LAYER_TYPES = {
     DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_LAYER_TAR: "none",
     DOCKER_FOREIGN_LAYER: "gzip",
     OCI_LAYER: "none",
     OCI_LAYER_GZIP: "gzip",

@@ -47,14 +47,11 @@ from lorry.reference import Reference, parse_docker_ref
 from lorry.transports.protocols import BlobOpener, DestinationProperties
 
 __all__ = [
-    "DOCKER_LAYER_TAR",
     "DockerArchiveDestination",
     "DockerArchiveSource",
     "FileBlobStream",
 ]
 
-#: The Docker schema2 media type of an uncompressed layer (lorry.mediatypes has only gzip).
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 #: The chunk size of blob streams.
 CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -322,7 +319,7 @@ class DockerArchiveSource:
                 gzip = self._head(info, 2) == _GZIP_MAGIC
                 layers.append(
                     Descriptor(
-                        mt.DOCKER_LAYER_GZIP if gzip else DOCKER_LAYER_TAR, digest, info.size
+                        mt.DOCKER_LAYER_GZIP if gzip else mt.DOCKER_LAYER_TAR, digest, info.size
                     )
                 )
                 blobs[digest] = info

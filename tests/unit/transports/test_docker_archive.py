@@ -18,11 +18,7 @@ from lorry.errors import IntegrityError, InvalidInputError, NotFoundError
 from lorry.oci import Descriptor, Manifest
 from lorry.testing.builder import BuiltImage, build_image
 from lorry.transports import BlobOpener
-from lorry.transports.docker_archive import (
-    DOCKER_LAYER_TAR,
-    DockerArchiveDestination,
-    DockerArchiveSource,
-)
+from lorry.transports.docker_archive import DockerArchiveDestination, DockerArchiveSource
 
 
 def _opener(path: Path) -> BlobOpener:
@@ -85,7 +81,7 @@ def test_write_then_read_keeps_config_and_layer_digests(tmp_path: Path, compress
     assert manifest.config.media_type == mt.DOCKER_CONFIG
     assert [d.digest for d in manifest.layers] == built.layer_digests
     assert [d.size for d in manifest.layers] == built.layer_sizes
-    want = mt.DOCKER_LAYER_GZIP if compression == "gzip" else DOCKER_LAYER_TAR
+    want = mt.DOCKER_LAYER_GZIP if compression == "gzip" else mt.DOCKER_LAYER_TAR
     assert {d.media_type for d in manifest.layers} == {want}
     assert src.get_manifest(digest) == (raw, media_type, digest)
     assert _read_blob(src, manifest.config) == built.config_bytes
@@ -162,10 +158,10 @@ def test_reads_the_old_docker_save_layout(tmp_path: Path) -> None:
     manifest = Manifest.parse(src.get_manifest()[0])
     assert manifest.config.digest.hex == chex
     assert manifest.layers[0].digest == Digest.of(layer)
-    assert manifest.layers[0].media_type == DOCKER_LAYER_TAR
+    assert manifest.layers[0].media_type == mt.DOCKER_LAYER_TAR
     assert _read_blob(src, manifest.layers[0]) == layer
     with pytest.raises(NotFoundError):
-        src.open_blob(Descriptor(DOCKER_LAYER_TAR, Digest.of(b"other"), 5))
+        src.open_blob(Descriptor(mt.DOCKER_LAYER_TAR, Digest.of(b"other"), 5))
     with pytest.raises(NotFoundError):
         src.get_manifest(Digest.of(b"other"))
 
