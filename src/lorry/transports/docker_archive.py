@@ -28,10 +28,9 @@ import shutil
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest, Hasher, Verifier
@@ -39,21 +38,18 @@ from lorry.errors import (
     InvalidInputError,
     InvalidReference,
     NotFoundError,
-    UnavailableError,
     UnsupportedError,
 )
 from lorry.oci import Descriptor, Manifest
 from lorry.reference import Reference, parse_docker_ref
+from lorry.transports.files import FileBlobStream
 from lorry.transports.protocols import BlobOpener, DestinationProperties
 
 __all__ = [
     "DockerArchiveDestination",
     "DockerArchiveSource",
-    "FileBlobStream",
 ]
 
-#: The chunk size of blob streams.
-CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _MANIFEST_JSON = "manifest.json"
 _REF_NAME = "org.opencontainers.image.ref.name"
@@ -73,53 +69,6 @@ def _familiar(text: str) -> str | None:
         return parse_docker_ref(text).familiar
     except InvalidReference:
         return None
-
-
-class FileBlobStream:
-    """``size`` bytes of a file from ``start``, in 1 MiB chunks (a :class:`BlobStream`)."""
-
-    def __init__(self, path: Path, start: int, size: int, what: str) -> None:
-        self._path = path
-        self._start = start
-        self._size = size
-        self._what = what
-        self._file: IO[bytes] | None = None
-        self._aborted = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        """The chunks; InvalidInputError if the file ends early, UnavailableError on abort."""
-        if self._aborted:
-            raise UnavailableError(f"{self._what}: stream aborted")
-        try:
-            self._file = open(self._path, "rb")  # noqa: SIM115 - closed by close()/abort()
-            self._file.seek(self._start)
-        except OSError as exc:
-            raise UnavailableError(f"{self._what}: {exc}") from exc
-        left = self._size
-        while left > 0:
-            if self._aborted:
-                raise UnavailableError(f"{self._what}: stream aborted")
-            try:
-                chunk = self._file.read(min(CHUNK, left))
-            except (OSError, ValueError) as exc:
-                if self._aborted:
-                    raise UnavailableError(f"{self._what}: stream aborted") from exc
-                raise UnavailableError(f"{self._what}: {exc}") from exc
-            if not chunk:
-                raise InvalidInputError(f"{self._what}: archive {self._path} ends early")
-            left -= len(chunk)
-            yield chunk
-        self.close()
-
-    def close(self) -> None:
-        """Close the file. Idempotent."""
-        f, self._file = self._file, None
-        if f is not None:
-            f.close()
-
-    def abort(self) -> None:
-        """Make the stream stop at its next chunk (a local read never blocks for long)."""
-        self._aborted = True
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,12 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest, Verifier
 from lorry.errors import (
-    CancelledError,
     IntegrityError,
     InvalidInputError,
     LorryError,
@@ -34,6 +32,7 @@ from lorry.errors import (
 )
 from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
 from lorry.store.fsutil import atomic_write, fsync_dir, os_error
+from lorry.transports.files import FileBlobStream
 from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "LAYOUT_VERSION",
     "READ_CHUNK",
     "REF_NAME",
-    "FileBlobStream",
     "OciLayoutDestination",
     "OciLayoutSource",
     "blob_path",
@@ -104,59 +102,6 @@ def read_index(layout: Path) -> tuple[dict[str, Any], list[Descriptor]]:
 
 def _ref_name(desc: Descriptor) -> str | None:
     return desc.annotations.get(REF_NAME)
-
-
-class FileBlobStream:
-    """A :class:`~lorry.transports.protocols.BlobStream` over a local file from some offset."""
-
-    def __init__(self, path: Path, offset: int = 0, what: str = "") -> None:
-        self.path = path
-        self._what = what or f"blob file {path}"
-        self._aborted = threading.Event()
-        try:
-            self._file: Any = path.open("rb")
-        except FileNotFoundError:
-            raise NotFoundError(f"{self._what}: {path} does not exist") from None
-        except OSError as exc:
-            raise os_error(exc, "opening", path) from exc
-        try:
-            self._file.seek(offset)
-        except OSError as exc:
-            self.close()
-            raise os_error(exc, "seeking in", path) from exc
-
-    def __iter__(self) -> Iterator[bytes]:
-        """The rest of the file in chunks of :data:`READ_CHUNK` bytes."""
-        try:
-            while True:
-                if self._aborted.is_set():
-                    raise CancelledError(f"{self._what}: read aborted")
-                f = self._file
-                if f is None:
-                    return
-                try:
-                    chunk = f.read(READ_CHUNK)
-                except (OSError, ValueError) as exc:
-                    if self._aborted.is_set():
-                        raise CancelledError(f"{self._what}: read aborted") from None
-                    if isinstance(exc, OSError):
-                        raise os_error(exc, "reading", self.path) from exc
-                    raise
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Close the file. Idempotent."""
-        f, self._file = self._file, None
-        if f is not None:
-            f.close()
-
-    def abort(self) -> None:
-        """Stop the stream from another thread: the next chunk raises CancelledError."""
-        self._aborted.set()
 
 
 class OciLayoutSource:

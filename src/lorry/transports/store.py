@@ -23,7 +23,7 @@ from lorry.reference import Reference, parse_docker_ref
 from lorry.store import Image, Store
 from lorry.store.images import diff_ids_of, parse_config
 from lorry.store.inspect import find_image
-from lorry.transports.oci_layout import FileBlobStream
+from lorry.transports.files import FileBlobStream
 from lorry.transports.protocols import BlobOpener, DestinationProperties
 from lorry.transports.store_plan import plan_push
 from lorry.transports.store_records import Document, record_image
@@ -65,7 +65,7 @@ class StoreSource:
     def open_blob(self, desc: Descriptor, offset: int = 0) -> FileBlobStream:
         """The committed blob's file from ``offset``."""
         path = self.store.layout.blob(desc.digest)
-        return FileBlobStream(path, offset, f"blob {desc.digest} in store {self.store.root}")
+        return FileBlobStream(path, offset, what=f"blob {desc.digest} in store {self.store.root}")
 
     def close(self) -> None:
         """Let a prune run again."""
