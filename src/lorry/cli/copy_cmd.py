@@ -30,7 +30,12 @@ __all__ = ["copy_cmd"]
 @click.argument("source")
 @click.argument("destination")
 @click.option("--all", "all_platforms", is_flag=True, help="Copy the index and every image.")
-@click.option("--platform", help="The image of an index to copy (default: this host's).")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    help="An image of an index to copy (default: this host's); repeat for a subset.",
+)
 @click.option(
     "--preserve-digests",
     is_flag=True,
@@ -55,7 +60,7 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
     source: str,
     destination: str,
     all_platforms: bool,
-    platform: str | None,
+    platforms: tuple[str, ...],
     preserve_digests: bool,
     digestfile: Path | None,
     progress: Literal["auto", "tty", "plain", "json"],
@@ -64,7 +69,7 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
     """Copy the image SOURCE names to DESTINATION; print its digest."""
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
     options = CopyOptions(
-        platform=Platform.parse(platform) if platform else None,
+        platforms=tuple(Platform.parse(p) for p in platforms),
         all_platforms=all_platforms,
         preserve_digests=preserve_digests,
         limits=limits(ctx.settings),

@@ -3,8 +3,9 @@
 The engine, in order (transports/protocols.py has the destination's side of it):
 
 1. resolve the source's top document and choose its images as pull does
-   (:func:`~lorry.ops._pull_resolve.choose`): the host's platform by default, one
-   ``platform``, or every entry with ``all_platforms`` (the index is then copied unchanged);
+   (:func:`~lorry.ops._pull_resolve.choose`): the host's platform by default, one platform,
+   several (the index is rewritten to those entries: a new digest, said on the sink), or
+   every entry with ``all_platforms`` (the index is then copied unchanged);
    every document fetched by digest is checked against that digest;
 2. check, before any write, that the destination takes these documents as they are
    (``preserve_digests`` makes any change an error; lorry converts nothing yet);
@@ -31,13 +32,13 @@ import anyio.to_thread
 
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
-from lorry.errors import IntegrityError, UnsupportedError
-from lorry.oci import Descriptor, Manifest
+from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
+from lorry.oci import Descriptor, Index, Manifest
 from lorry.ops._pull_resolve import Resolved, choose
 from lorry.ops.blob_stream import BlobFetch, Emit, thread_emitter
 from lorry.ops.copy_endpoints import open_destination, open_source
 from lorry.ops.session import SessionOptions, lease_session
-from lorry.platform import Platform
+from lorry.platform import Platform, ranked
 from lorry.progress import ByteThrottle, NullSink, ProgressEvent, ProgressSink
 from lorry.registry.client import RegistrySession
 from lorry.store import Store
@@ -51,7 +52,9 @@ __all__ = ["CopyOptions", "CopyResult", "copy", "copy_image", "copy_image_sync",
 class CopyOptions:
     """How a copy chooses and moves: platforms, digest policy, transfer limits and retries."""
 
-    platform: Platform | None = None
+    #: The images of an index to copy: none = the host's, one = that one, several = a subset
+    #: (the index is rewritten, so its digest changes).
+    platforms: tuple[Platform, ...] = ()
     all_platforms: bool = False
     preserve_digests: bool = False
     limits: Limits | None = None
@@ -176,10 +179,18 @@ async def copy_image(
             media_type,
             digest,
             source.name,
-            platform=opts.platform,
-            all_platforms=opts.all_platforms,
+            platform=opts.platforms[0] if len(opts.platforms) == 1 else None,
+            all_platforms=opts.all_platforms or len(opts.platforms) > 1,
         )
     )
+    if len(opts.platforms) > 1 and not opts.all_platforms and mt.is_index(resolved.media_type):
+        resolved, raw = _subset(resolved, opts, source.name)
+        out.emit(
+            ProgressEvent(
+                status=f"Rewrote index of {len(resolved.targets)} platforms: {resolved.digest}",
+                is_message=True,
+            )
+        )
     plan = _plan(resolved, raw, dest, opts)
     try:
         async with AsyncExitStack() as stack:
@@ -256,10 +267,37 @@ class _Plan:
     top: tuple[bytes, str, Digest]
 
 
+def _subset(resolved: Resolved, opts: CopyOptions, name: str) -> tuple[Resolved, bytes]:
+    """The index cut down to the best entry for each wanted platform (a new document)."""
+    if opts.preserve_digests:
+        raise UnsupportedError(
+            f"{name}: --preserve-digests: a subset of platforms rewrites index {resolved.digest}"
+        )
+    if len(resolved.indexes) != 1:
+        raise UnsupportedError(f"{name}: cannot take a subset of a nested index")
+    top = resolved.indexes[0]
+    chosen: list[int] = []
+    for want in opts.platforms:
+        order = ranked(want, [t.platform for t in resolved.targets])
+        if not order:
+            raise NotFoundError(f"{name}: index {top.digest} has no image for {want}")
+        if order[0] not in chosen:
+            chosen.append(order[0])
+    keep = {resolved.targets[i].digest for i in chosen}
+    index = Index.build(
+        top.media_type,
+        [d for d in top.manifests if d.digest in keep],
+        top.annotations or None,
+    )
+    targets = tuple(t for t in resolved.targets if t.digest in keep)
+    return Resolved(index.digest, index.media_type, targets, (index,)), index.raw
+
+
 def _plan(resolved: Resolved, raw: bytes, dest: ImageDestination, opts: CopyOptions) -> _Plan:
     """Decide every write before the first one; refuse what the destination cannot take."""
     props = dest.properties
-    copy_index = opts.all_platforms and mt.is_index(resolved.media_type)
+    several = opts.all_platforms or len(opts.platforms) > 1
+    copy_index = several and mt.is_index(resolved.media_type)
     if copy_index and not props.accepts_index:
         raise UnsupportedError(
             f"{dest.name}: cannot hold an index ({resolved.digest}); copy one platform instead"
