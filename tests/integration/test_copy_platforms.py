@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,22 @@ def test_preserve_digests_refuses_a_subset_before_any_blob(
     rc, _, err = _copy(capsys, *args, src, f"oci:{tmp_path / 'd'}:v1")
     assert rc == 7 and "--preserve-digests" in err and err.count("\n") == 1
     assert not list((tmp_path / "d").glob("blobs/sha256/*"))
+
+
+def test_umoci_unpacks_the_layout_lorry_wrote(
+    three: BuiltImage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umoci = shutil.which("umoci")
+    assert umoci is not None, "umoci is installed by scripts/test"
+    out = tmp_path / "layout"
+    rc, _, _ = _copy(capsys, "--platform", "linux/amd64", f"oci:{three.layout}:v1", f"oci:{out}:v1")
+    assert rc == 0
+    bundle = tmp_path / "bundle"
+    done = subprocess.run(
+        [umoci, "unpack", "--rootless", "--image", f"{out}:v1", str(bundle)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert (bundle / "config.json").is_file() and (bundle / "rootfs").is_dir()
+    assert any((bundle / "rootfs").iterdir())
