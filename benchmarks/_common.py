@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,6 +174,41 @@ def serve(image: BenchImage, registry: RegistryServer) -> str:
 def start(workdir: Path) -> RegistryServer:
     """Start a plain registry with its storage under ``workdir``."""
     return start_registry(workdir)
+
+
+def pushed_digest(registry: RegistryServer, repo: str, media_type: str) -> str:
+    """The digest the registry reports for ``repo:bench`` (HEAD on the manifest)."""
+    url = f"{registry.url}/v2/{repo}/manifests/{TAG}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": media_type})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return str(resp.headers.get("Docker-Content-Digest", ""))
+
+
+def into_fresh_registry(
+    image: BenchImage,
+    work: Path,
+    tool: str,
+    i: int,
+    send: Callable[[str, Path], Run],
+    *,
+    scheme: str = "",
+    label: str = "push",
+) -> Run:
+    """Start a fresh registry, run ``send(scheme + host/repo:tag, log)``, check the digest it
+    serves, remove it all (push.py and copy_bench.py: neither tool can skip blobs already there)."""
+    from _proc import BenchmarkError
+
+    where = work / f"dest-{tool}-{i}"
+    repo = f"{tool}-{i}/{image.name}"
+    with start(where) as registry:
+        run = send(f"{scheme}{registry.host}/{repo}:{TAG}", work / f"{tool}-{label}.log")
+        got = pushed_digest(registry, repo, image.built.media_type)
+    shutil.rmtree(where)
+    if got != str(image.built.manifest_digest):
+        raise BenchmarkError(
+            f"{tool} {label} to {repo}: registry has {got}, want {image.built.manifest_digest}"
+        )
+    return run
 
 
 def lorry_cmd(root: Path, *args: str) -> list[str]:

@@ -13,8 +13,7 @@ Run: ``.venv/bin/python benchmarks/push.py``.
 from __future__ import annotations
 
 import shutil
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import (
@@ -25,44 +24,19 @@ from _common import (
     alternate,
     build,
     exit_with,
+    into_fresh_registry,
     lorry_cmd,
     note,
     run_benchmark,
     serve,
-    start,
 )
-from _proc import BenchmarkError, Run, clean_env, run_measured
+from _proc import Run, clean_env, run_measured
 
 from lorry.testing.registry import RegistryServer
 from lorry.testing.skopeo import SKOPEO_BINARY
 
 #: The target printed next to the ratio (issue 7).
 RATIO_TARGET = 0.6
-
-
-def pushed_digest(registry: RegistryServer, repo: str, media_type: str) -> str:
-    """The digest the registry reports for ``repo:bench`` (HEAD on the manifest)."""
-    url = f"{registry.url}/v2/{repo}/manifests/{TAG}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": media_type})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return str(resp.headers.get("Docker-Content-Digest", ""))
-
-
-def into_fresh_registry(
-    image: BenchImage, work: Path, tool: str, i: int, push: Callable[[str, Path], Run]
-) -> Run:
-    """Start a fresh registry, run ``push(dest_ref, log)``, check the digest, remove it all."""
-    where = work / f"dest-{tool}-{i}"
-    repo = f"{tool}-{i}/{image.name}"
-    with start(where) as registry:
-        run = push(f"{registry.host}/{repo}:{TAG}", work / f"{tool}-push.log")
-        got = pushed_digest(registry, repo, image.built.media_type)
-    shutil.rmtree(where)
-    if got != str(image.built.manifest_digest):
-        raise BenchmarkError(
-            f"pushed {repo}: registry has {got}, want {image.built.manifest_digest}"
-        )
-    return run
 
 
 def lorry_push(image: BenchImage, src: str, store: Path, env: dict[str, str], i: int) -> Run:

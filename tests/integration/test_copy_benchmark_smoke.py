@@ -1,4 +1,4 @@
-"""benchmarks/copy.py still runs end to end: a tiny image, one run per tool and case, as JSON.
+"""benchmarks/copy_bench.py still runs end to end: a tiny image, one run per tool and case, as JSON.
 
 Like ``test_benchmarks_smoke.py`` for pull and push, nothing here looks at how long anything
 took; it checks that both cases (registry → OCI layout, registry → registry) build, serve, copy
@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "copy.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "copy_bench.py"
 
 
 def test_copy_benchmark_prints_both_cases_and_cleans_up(tmp_path: Path) -> None:

@@ -42,9 +42,14 @@ def resolve_root(root: Path | str | None) -> Path:
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """The paths of one store root; :meth:`create` makes the directories and format stamp."""
+    """The paths of one store root; :meth:`create` makes the directories and format stamp.
+
+    ``ingest_dir`` names the partial-data directory under the root (another name lets a
+    directory that is not a store, e.g. an OCI layout, use the same resumable ingest).
+    """
 
     root: Path
+    ingest_dir: str = "ingest"
 
     @property
     def blobs(self) -> Path:
@@ -54,7 +59,7 @@ class StoreLayout:
     @property
     def ingest(self) -> Path:
         """Writes in progress, at ``ingest/<alg>/<hex>.data`` with a ``.lock`` beside it."""
-        return self.root / "ingest"
+        return self.root / self.ingest_dir
 
     @property
     def database(self) -> Path:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lorry import mediatypes as mt
-from lorry.digest import Digest, Verifier
+from lorry.digest import Digest
 from lorry.errors import InvalidInputError, InvalidReference, UnsupportedError
 from lorry.oci import Descriptor, Manifest
 from lorry.reference import Reference, parse_docker_ref
 from lorry.store.fsutil import fsync_dir
+from lorry.transports.files import DirectoryBlobs, write_blob
 from lorry.transports.protocols import BlobOpener, DestinationProperties
 
 __all__ = ["DockerArchiveDestination"]
@@ -116,24 +117,10 @@ class DockerArchiveDestination:
         return self._blob_path(desc.digest).is_file()
 
     def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
-        """Stream the blob from offset 0 into staging, verified; visible only when complete."""
-        final = self._blob_path(desc.digest)
-        if final.is_file():
-            return
-        final.parent.mkdir(parents=True, exist_ok=True)
-        verifier = Verifier(desc.digest, desc.size, what=f"blob {desc.digest} for {self._name}")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{desc.digest.encoded}.", dir=final.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in open_at(0):
-                    verifier.update(chunk)
-                    out.write(chunk)
-            verifier.verify()
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Stage the blob through the verifying ingest; visible (staged) only when complete."""
+        self._blobs_dir()
+        assert self._staging is not None
+        write_blob(DirectoryBlobs(self._staging, "ingest").writer(desc), open_at)
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False

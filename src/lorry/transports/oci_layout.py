@@ -6,8 +6,9 @@ A layout (image-spec ``image-layout.md``) is ``oci-layout`` (``{"imageLayoutVers
 
 :class:`OciLayoutSource` reads documents and blobs as they are (unverified: the engine and the
 destination verify). :class:`OciLayoutDestination` writes blobs through a resumable, verifying
-writer: partial data lives under ``PATH/.lorry-ingest/ALG/HEX.partial`` (lorry's own directory
-inside the layout), is re-hashed when a later attempt opens it, and is renamed into ``blobs/``
+writer, the store's own ingest (:class:`~lorry.transports.files.DirectoryBlobs`): partial data
+lives under ``PATH/.lorry-ingest/ALG/HEX.data`` (lorry's own directory inside the layout, under
+a per-blob lock), is re-hashed when a later attempt opens it, and is renamed into ``blobs/``
 only when its size and digest match. ``index.json`` changes only in :meth:`commit`, by an
 atomic rename, so a failed or aborted copy never leaves an entry naming missing content.
 """
@@ -16,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from lorry import mediatypes as mt
-from lorry.digest import Digest, Verifier
+from lorry.digest import Digest
 from lorry.errors import (
     IntegrityError,
     InvalidInputError,
@@ -31,14 +31,13 @@ from lorry.errors import (
     StoreError,
 )
 from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
-from lorry.store.fsutil import atomic_write, fsync_dir, os_error
-from lorry.transports.files import FileBlobStream
+from lorry.store.fsutil import atomic_write, os_error
+from lorry.transports.files import DirectoryBlobs, FileBlobStream, write_blob
 from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties
 
 __all__ = [
     "INGEST_DIR",
     "LAYOUT_VERSION",
-    "READ_CHUNK",
     "REF_NAME",
     "OciLayoutDestination",
     "OciLayoutSource",
@@ -52,8 +51,6 @@ REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = "1.0.0"
 #: lorry's directory of partial blobs inside a layout it writes.
 INGEST_DIR = ".lorry-ingest"
-#: Read size for blobs and for re-hashing partial data.
-READ_CHUNK = 1 << 20
 
 _MANIFEST_TYPES = frozenset(
     {mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST}
@@ -216,6 +213,7 @@ class OciLayoutDestination:
         self._top: Descriptor | None = None
         self._done = False
         self._lock = threading.Lock()
+        self._blobs = DirectoryBlobs(self.path, INGEST_DIR)
         layout_file = self.path / "oci-layout"
         if self.path.exists() and not self.path.is_dir():
             raise InvalidInputError(f"OCI layout {self.path}: exists and is not a directory")
@@ -250,9 +248,6 @@ class OciLayoutDestination:
             reuse=frozenset({"present"}),
         )
 
-    def _partial(self, digest: Digest) -> Path:
-        return self.path / INGEST_DIR / digest.algorithm / f"{digest.encoded}.partial"
-
     def reuse_blob(self, desc: Descriptor) -> bool:
         """True when ``blobs/ALG/HEX`` exists with the descriptor's size."""
         try:
@@ -263,72 +258,14 @@ class OciLayoutDestination:
             raise os_error(exc, "checking blob", blob_path(self.path, desc.digest)) from exc
 
     def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
-        """Write the blob verified, resuming from partial data an earlier attempt left.
+        """Write the blob through the resumable, verifying ingest (:class:`DirectoryBlobs`).
 
         IntegrityError (after deleting the partial data) when size or digest do not match.
         """
-        if self.reuse_blob(desc):
-            return
-        partial = self._partial(desc.digest)
-        target = blob_path(self.path, desc.digest)
-        what = f"blob {desc.digest} for OCI layout {self.path}"
         try:
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise os_error(exc, "opening partial blob", partial) from exc
-        try:
-            verifier = self._resume(fd, partial, desc, what)
-            chunks = open_at(verifier.size)
-            try:
-                for chunk in chunks:
-                    verifier.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-            verifier.verify()
-            os.fsync(fd)
-        except IntegrityError:
-            os.close(fd)
-            fd = -1
-            partial.unlink(missing_ok=True)
-            self._tidy_ingest()
-            raise
-        except OSError as exc:
-            raise os_error(exc, "writing partial blob", partial) from exc
+            write_blob(self._blobs.writer(desc), open_at)
         finally:
-            if fd >= 0:
-                os.close(fd)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, target)
-            fsync_dir(target.parent)
-        except OSError as exc:
-            raise os_error(exc, "committing blob to", target) from exc
-        self._tidy_ingest()
-
-    @staticmethod
-    def _resume(fd: int, partial: Path, desc: Descriptor, what: str) -> Verifier:
-        """Re-hash the partial data in ``fd`` and leave the file offset at its end."""
-        verifier = Verifier(desc.digest, desc.size, what=what)
-        have = os.fstat(fd).st_size
-        if have > desc.size:  # longer than the blob: it cannot be a prefix
-            os.ftruncate(fd, 0)
-            have = 0
-        os.lseek(fd, 0, os.SEEK_SET)
-        while verifier.size < have:
-            chunk = os.read(fd, min(READ_CHUNK, have - verifier.size))
-            if not chunk:
-                break
-            verifier.update(chunk)
-        if verifier.size != have:
-            os.ftruncate(fd, verifier.size)
-        os.lseek(fd, verifier.size, os.SEEK_SET)
-        return verifier
+            self._tidy_ingest()
 
     def _tidy_ingest(self) -> None:
         """Remove lorry's partial-data directories when they hold nothing."""

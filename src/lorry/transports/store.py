@@ -23,7 +23,7 @@ from lorry.reference import Reference, parse_docker_ref
 from lorry.store import Image, Store
 from lorry.store.images import diff_ids_of, parse_config
 from lorry.store.inspect import find_image
-from lorry.transports.files import FileBlobStream
+from lorry.transports.files import FileBlobStream, write_blob
 from lorry.transports.protocols import BlobOpener, DestinationProperties
 from lorry.transports.store_plan import plan_push
 from lorry.transports.store_records import Document, record_image
@@ -115,11 +115,9 @@ class StoreDestination:
 
     def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
         """Ingest the blob (resuming partial data; verified, DiffID computed, then visible)."""
-        with self.store.content.writer(desc.digest, desc.size, media_type=desc.media_type) as w:
-            if not w.exists:
-                for chunk in open_at(w.offset):
-                    w.write(chunk)
-            w.commit()
+        write_blob(
+            self.store.content.writer(desc.digest, desc.size, media_type=desc.media_type), open_at
+        )
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False

@@ -1,5 +1,6 @@
-"""Pull's last stage: what a verified pull writes into the store (docs/store.md, "What pull
-records"). Push depends on these records, so they are listed here once:
+"""What a verified image arriving in the store records there (docs/store.md, "What pull
+records"): pull's last stage and the ``lorry:`` destination's commit. Push depends on these
+records, so they are listed here once:
 
 1. the config blob (its digest is the image ID) and the image row (:meth:`ImageStore.create`);
 2. every document the image was reached through, as a blob with its exact bytes, linked to the

@@ -231,7 +231,7 @@ def test_resumed_put_blob_starts_at_partial_offset(tmp_path: Path) -> None:
     desc = Descriptor(built.layer_media_type, built.layer_digests[0], len(data))
     dest = tmp_path / "dest"
     dst = OciLayoutDestination(dest, "latest", "x")
-    partial = dest / INGEST_DIR / "sha256" / f"{desc.digest.encoded}.partial"
+    partial = dest / INGEST_DIR / "sha256" / f"{desc.digest.encoded}.data"
     partial.parent.mkdir(parents=True)
     n = len(data) // 3
     partial.write_bytes(data[:n])

@@ -17,27 +17,13 @@ lorry gets a fresh ``--root`` every run (removed afterwards), so no distribution
 earlier run is known to it. Both registries are on 127.0.0.1, which lorry talks plain HTTP to
 without configuration (as in the pull benchmark); skopeo is told with ``--src-tls-verify=false``
 (and ``--dest-tls-verify=false``). Prints the medians and the ratio lorry/skopeo next to the
-targets. Run: ``.venv/bin/python benchmarks/copy.py``.
+targets. Run: ``.venv/bin/python benchmarks/copy_bench.py``.
 """
 
-# ruff: noqa: E402 - the imports below must follow the stdlib copy shim
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as a script, this file's directory is sys.path[0] and this file, copy.py, would shadow the
-# standard library's ``copy`` (which dataclasses imports): import the real one first.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_SAVED_PATH = sys.path[:]
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-import copy as _stdlib_copy  # noqa: F401 - cached in sys.modules for dataclasses
-
-sys.path[:] = _SAVED_PATH
 
 import json
 import shutil
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,6 +36,7 @@ from _common import (
     build,
     emit_json,
     exit_with,
+    into_fresh_registry,
     lorry_cmd,
     note,
     parse_options,
@@ -114,29 +101,6 @@ def into_fresh_layout(image: BenchImage, work: Path, tool: str, i: int, copy: Co
     return run
 
 
-def pushed_digest(registry: RegistryServer, repo: str, media_type: str) -> str:
-    """The digest the registry reports for ``repo:bench`` (HEAD on the manifest)."""
-    url = f"{registry.url}/v2/{repo}/manifests/{TAG}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": media_type})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return str(resp.headers.get("Docker-Content-Digest", ""))
-
-
-def into_fresh_registry(image: BenchImage, work: Path, tool: str, i: int, copy: CopyFn) -> Run:
-    """Start a fresh registry, run ``copy("docker://HOST2/…", log)``, check it, remove it all."""
-    where = work / f"dest-{tool}-{i}"
-    repo = f"{tool}-{i}/{image.name}"
-    with start(where) as registry:
-        run = copy(f"docker://{registry.host}/{repo}:{TAG}", work / f"{tool}-copy-reg.log")
-        got = pushed_digest(registry, repo, image.built.media_type)
-    shutil.rmtree(where)
-    if got != str(image.built.manifest_digest):
-        raise BenchmarkError(
-            f"{tool} copied to {repo}: registry has {got}, want {image.built.manifest_digest}"
-        )
-    return run
-
-
 def bench_image(
     name: str, work: Path, registry: RegistryServer, options: Options
 ) -> list[Comparison]:
@@ -159,8 +123,18 @@ def bench_image(
     skopeo_reg = skopeo_copy(src, env, "--dest-tls-verify=false")
     lorry_runs, skopeo_runs = alternate(
         options,
-        lambda i: into_fresh_registry(image, work, "lorry", i, lorry_copy(src, work, env, i)),
-        lambda i: into_fresh_registry(image, work, "skopeo", i, skopeo_reg),
+        lambda i: into_fresh_registry(
+            image,
+            work,
+            "lorry",
+            i,
+            lorry_copy(src, work, env, i),
+            scheme="docker://",
+            label="copy-reg",
+        ),
+        lambda i: into_fresh_registry(
+            image, work, "skopeo", i, skopeo_reg, scheme="docker://", label="copy-reg"
+        ),
     )
     to_registry = Comparison(
         "copy-reg", image, "skopeo copy", lorry_runs, skopeo_runs, REGISTRY_RATIO_TARGET
