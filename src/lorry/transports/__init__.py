@@ -7,20 +7,30 @@ references. Transports never import ``lorry.ops``; the copy engine there drives 
 
 from lorry.transports.names import TRANSPORTS, TransportRef, parse_transport
 from lorry.transports.protocols import (
+    BlobMemory,
     BlobOpener,
     BlobStream,
     DestinationProperties,
     ImageDestination,
     ImageSource,
+    Mounted,
+    Reuse,
+    Skipped,
+    WaitHook,
 )
 
 __all__ = [
     "TRANSPORTS",
+    "BlobMemory",
     "BlobOpener",
     "BlobStream",
     "DestinationProperties",
     "ImageDestination",
     "ImageSource",
+    "Mounted",
+    "Reuse",
+    "Skipped",
     "TransportRef",
+    "WaitHook",
     "parse_transport",
 ]

@@ -2,13 +2,15 @@
 
 It writes the Docker 25 style (``oci-layout``, ``index.json``, ``blobs/sha256/…``; blobs kept
 as they are, also compressed, which ``docker load`` detects) plus the ``manifest.json`` and
-``repositories`` that older loaders read. Blobs are staged, verified, in a directory next to
-the target; :meth:`DockerArchiveDestination.commit` writes the tar to a temporary file and
+``repositories`` that older loaders read. Blobs are staged, verified, in ``PATH.lorry-partial``
+next to the target (the same name every run, so a killed copy resumes from what it staged);
+:meth:`DockerArchiveDestination.commit` writes the tar to a temporary file and
 renames it onto the target, so the target only ever holds a complete archive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -16,18 +18,21 @@ import shutil
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest
-from lorry.errors import InvalidInputError, InvalidReference, UnsupportedError
+from lorry.errors import CancelledError, InvalidInputError, InvalidReference, UnsupportedError
 from lorry.oci import Descriptor, Manifest
 from lorry.reference import Reference, parse_docker_ref
-from lorry.store.fsutil import fsync_dir
+from lorry.store.fsutil import atomic_write, fsync_dir, os_error
 from lorry.transports.files import DirectoryBlobs, write_blob
-from lorry.transports.protocols import BlobOpener, DestinationProperties
+from lorry.transports.oci_archive import partial_dir
+from lorry.transports.oci_layout import INGEST_DIR
+from lorry.transports.protocols import BlobOpener, DestinationProperties, WaitHook
 
 __all__ = ["DockerArchiveDestination"]
 
@@ -59,6 +64,9 @@ class DockerArchiveDestination:
         self._tmp_tar: Path | None = None
         self._lock = threading.Lock()
         self._done = False
+        #: put_blob calls running; an abort meanwhile leaves the staging to the last of them.
+        self._writers = 0
+        self._orphan: Path | None = None
 
     @property
     def name(self) -> str:
@@ -93,34 +101,60 @@ class DockerArchiveDestination:
 
     # -- staging -------------------------------------------------------------------------------
 
-    def _blobs_dir(self) -> Path:
+    def _staging_dir(self, *, create: bool) -> Path:
+        """``PATH.lorry-partial``: the same every run, so a killed copy resumes from it."""
         with self._lock:
             if self._done:
                 raise InvalidInputError(
                     f"docker-archive {self._path}: already committed or aborted"
                 )
-            if self._staging is None:
-                parent = self._path.parent
-                parent.mkdir(parents=True, exist_ok=True)
-                self._staging = Path(
-                    tempfile.mkdtemp(prefix=f".{self._path.name}.staging-", dir=parent)
-                )
-            blobs = self._staging / "blobs"
-            blobs.mkdir(exist_ok=True)
-            return blobs
+            staging = partial_dir(self._path)
+            if create and self._staging is None:
+                if staging.exists() and not staging.is_dir():
+                    raise InvalidInputError(
+                        f"docker-archive {self._path}: {staging} is in the way "
+                        "(lorry stages the archive there)"
+                    )
+                try:
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+                    (staging / "blobs").mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise os_error(exc, "creating", staging) from exc
+                self._staging = staging
+            return staging
 
-    def _blob_path(self, digest: Digest) -> Path:
-        return self._blobs_dir() / digest.algorithm / digest.encoded
+    def _blob_path(self, digest: Digest, *, create: bool = True) -> Path:
+        return self._staging_dir(create=create) / "blobs" / digest.algorithm / digest.encoded
 
     def reuse_blob(self, desc: Descriptor) -> bool:
-        """True when this copy has staged the blob already."""
-        return self._blob_path(desc.digest).is_file()
+        """True when the blob is staged already (by this copy, or a killed run of it)."""
+        return self._blob_path(desc.digest, create=False).is_file()
 
-    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
         """Stage the blob through the verifying ingest; visible (staged) only when complete."""
-        self._blobs_dir()
-        assert self._staging is not None
-        write_blob(DirectoryBlobs(self._staging, "ingest").writer(desc), open_at)
+        with self._writing() as staging:
+            write_blob(DirectoryBlobs(staging, INGEST_DIR).writer(desc, on_wait), open_at)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Path]:
+        """Count a running write, so an abort never removes the staging under it."""
+        staging = self._staging_dir(create=True)
+        with self._lock:
+            if self._done:
+                raise CancelledError(f"docker-archive {self._path}: the copy was aborted")
+            self._writers += 1
+        try:
+            yield staging
+        finally:
+            with self._lock:
+                self._writers -= 1
+                orphan = self._orphan if self._writers == 0 else None
+                if orphan is not None:
+                    self._orphan = None
+            if orphan is not None:
+                shutil.rmtree(orphan, ignore_errors=True)
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False
@@ -139,8 +173,11 @@ class DockerArchiveDestination:
             raise InvalidInputError(f"docker-archive {self._path}: manifest is not {digest}")
         staged = self._blob_path(manifest.digest)
         if not staged.is_file():
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            staged.write_bytes(raw)
+            try:
+                staged.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "creating", staged.parent) from exc
+            atomic_write(staged, raw)  # a killed run never leaves half a manifest staged
         if top:
             self._images[-1].manifest = manifest
 
@@ -239,11 +276,17 @@ class DockerArchiveDestination:
         with self._lock:
             self._done = True
             staging, self._staging = self._staging, None
+            if staging is not None and self._writers:
+                self._orphan, staging = staging, None  # the last running write removes it
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
     def abort(self) -> None:
-        """Remove staging and any temporary tar; ``PATH`` is left as it was. Idempotent."""
+        """Remove staging and any temporary tar; ``PATH`` is left as it was. Idempotent.
+
+        Only a copy that is killed (no abort runs) leaves ``PATH.lorry-partial`` behind, for
+        the same copy run again to resume from.
+        """
         tmp, self._tmp_tar = self._tmp_tar, None
         if tmp is not None:
             tmp.unlink(missing_ok=True)

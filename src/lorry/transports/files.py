@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from lorry.digest import Digest
+from lorry.digest import Digest, Verifier
 from lorry.errors import CancelledError, IntegrityError, InvalidInputError, NotFoundError
 from lorry.oci import Descriptor
 from lorry.store.fsutil import os_error
 from lorry.store.ingest import READ_CHUNK, IngestWriter
 from lorry.store.protocols import BlobInfo, BlobWriter
 from lorry.store.root import StoreLayout
-from lorry.transports.protocols import BlobOpener
+from lorry.transports.protocols import BlobOpener, WaitHook
 
 __all__ = ["DirectoryBlobs", "FileBlobStream", "write_blob"]
 
@@ -31,15 +31,23 @@ class FileBlobStream:
 
     The file is opened at once, so a missing blob is a NotFoundError naming it before any
     transfer starts. A file shorter than ``length`` is an InvalidInputError (a truncated
-    archive); :meth:`abort` makes the next chunk raise CancelledError.
+    archive); :meth:`abort` makes the next chunk raise CancelledError. A ``verifier`` sees
+    every chunk and is checked at the end of the file (IntegrityError naming the file), so a
+    file whose bytes do not match its name fails at its source, not at the destination.
     """
 
     def __init__(
-        self, path: Path, offset: int = 0, length: int | None = None, what: str = ""
+        self,
+        path: Path,
+        offset: int = 0,
+        length: int | None = None,
+        what: str = "",
+        verifier: Verifier | None = None,
     ) -> None:
         self.path = path
         self._what = what or f"blob file {path}"
         self._left = length
+        self._verifier = verifier
         self._aborted = threading.Event()
         try:
             self._file: IO[bytes] | None = path.open("rb")
@@ -61,7 +69,11 @@ class FileBlobStream:
                 if not chunk:
                     if self._left:
                         raise InvalidInputError(f"{self._what}: {self.path} ends early")
+                    if self._verifier is not None:
+                        self._verifier.verify()
                     return
+                if self._verifier is not None:
+                    self._verifier.update(chunk)
                 if self._left is not None:
                     self._left -= len(chunk)
                 yield chunk
@@ -142,7 +154,7 @@ class DirectoryBlobs:
         """Nothing to remember beyond the file itself."""
         return BlobInfo(digest, size)
 
-    def writer(self, desc: Descriptor) -> IngestWriter:
+    def writer(self, desc: Descriptor, on_wait: WaitHook | None = None) -> IngestWriter:
         """The locked, resumable, verifying write of ``desc`` (directories made as needed)."""
         for parent in (
             self.layout.ingest_data(desc.digest).parent,
@@ -152,4 +164,4 @@ class DirectoryBlobs:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise os_error(exc, "creating", parent) from exc
-        return IngestWriter(self, desc.digest, desc.size)
+        return IngestWriter(self, desc.digest, desc.size, on_wait=on_wait)

@@ -10,7 +10,10 @@ writer, the store's own ingest (:class:`~lorry.transports.files.DirectoryBlobs`)
 lives under ``PATH/.lorry-ingest/ALG/HEX.data`` (lorry's own directory inside the layout, under
 a per-blob lock), is re-hashed when a later attempt opens it, and is renamed into ``blobs/``
 only when its size and digest match. ``index.json`` changes only in :meth:`commit`, by an
-atomic rename, so a failed or aborted copy never leaves an entry naming missing content.
+atomic rename, so a failed or aborted copy never leaves an entry naming missing content. The
+directory, ``oci-layout`` and ``blobs/`` are made at the first write, not at open, and an abort
+removes them again while they hold no blob: a copy that fails early leaves no empty layout.
+The source checks a blob read from its start against its name, so a damaged file is named.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lorry import mediatypes as mt
-from lorry.digest import Digest
+from lorry.digest import Digest, Verifier
 from lorry.errors import (
     IntegrityError,
     InvalidInputError,
@@ -33,7 +36,7 @@ from lorry.errors import (
 from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
 from lorry.store.fsutil import atomic_write, os_error
 from lorry.transports.files import DirectoryBlobs, FileBlobStream, write_blob
-from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties
+from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties, WaitHook
 
 __all__ = [
     "INGEST_DIR",
@@ -197,7 +200,10 @@ class OciLayoutSource:
                 f"OCI layout {self.path}: blob {desc.digest}: offset {offset} outside the blob"
             )
         path = blob_path(self.path, desc.digest)
-        return FileBlobStream(path, offset, what=f"blob {desc.digest} in OCI layout {self.path}")
+        what = f"blob {desc.digest} in OCI layout {self.path}"
+        # From the start the file is checked against its name: a damaged layout is named.
+        verifier = Verifier(desc.digest, desc.size, f"{what} ({path})") if offset == 0 else None
+        return FileBlobStream(path, offset, what=what, verifier=verifier)
 
     def close(self) -> None:
         """Nothing to release: every read opens and closes its own file."""
@@ -214,12 +220,14 @@ class OciLayoutDestination:
         self._done = False
         self._lock = threading.Lock()
         self._blobs = DirectoryBlobs(self.path, INGEST_DIR)
-        layout_file = self.path / "oci-layout"
+        #: What this copy created, in order (removed again by an abort that wrote no blob).
+        self._created: list[Path] = []
+        self._ready = False
         if self.path.exists() and not self.path.is_dir():
             raise InvalidInputError(f"OCI layout {self.path}: exists and is not a directory")
         try:
             if self.path.is_dir() and any(self.path.iterdir()):
-                if not layout_file.exists():
+                if not (self.path / "oci-layout").exists():
                     raise InvalidInputError(
                         f"OCI layout {self.path}: directory is not empty and has no "
                         "oci-layout file; refusing to write into it"
@@ -227,12 +235,50 @@ class OciLayoutDestination:
                 _check_layout_file(self.path)
                 if (self.path / "index.json").exists():
                     read_index(self.path)  # refuse a broken index.json before any write
-            (self.path / "blobs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise os_error(exc, "creating OCI layout", self.path) from exc
-        if not layout_file.exists():
-            data = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
-            atomic_write(layout_file, data)
+            raise os_error(exc, "opening OCI layout", self.path) from exc
+
+    def _ensure(self) -> None:
+        """Make the directory, ``oci-layout`` and ``blobs/`` at the first write, not at open.
+
+        A copy that fails before it writes anything (while planning) leaves no directory.
+        """
+        with self._lock:
+            if self._ready:
+                return
+            layout_file = self.path / "oci-layout"
+            try:
+                missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._created.extend(reversed(missing))
+                if not layout_file.exists():
+                    data = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
+                    atomic_write(layout_file, data)
+                    self._created.append(layout_file)
+                for sub in (self.path / "blobs", self.path / "blobs" / "sha256"):
+                    if not sub.exists():
+                        sub.mkdir(exist_ok=True)
+                        self._created.append(sub)
+            except OSError as exc:
+                raise os_error(exc, "creating OCI layout", self.path) from exc
+            self._ready = True
+
+    def _undo_created(self) -> None:
+        """Remove what this copy created while nothing else is inside (no blob, no partial)."""
+        created = set(self._created)
+        if not created:
+            return
+        try:
+            if any(p not in created for p in self.path.rglob("*") if not p.is_dir()):
+                return  # blobs or partial data to keep (a rerun resumes from them)
+            for path in reversed(self._created):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        except OSError:
+            return  # another copy writes here too: leave the rest
+        self._created.clear()
 
     @property
     def name(self) -> str:
@@ -257,13 +303,16 @@ class OciLayoutDestination:
         except OSError as exc:
             raise os_error(exc, "checking blob", blob_path(self.path, desc.digest)) from exc
 
-    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
         """Write the blob through the resumable, verifying ingest (:class:`DirectoryBlobs`).
 
         IntegrityError (after deleting the partial data) when size or digest do not match.
         """
+        self._ensure()
         try:
-            write_blob(self._blobs.writer(desc), open_at)
+            write_blob(self._blobs.writer(desc, on_wait), open_at)
         finally:
             self._tidy_ingest()
 
@@ -287,6 +336,7 @@ class OciLayoutDestination:
                 f"document {digest} for OCI layout {self.path}: digest mismatch: got "
                 f"{Digest.of(raw, digest.algorithm)}"
             )
+        self._ensure()
         target = blob_path(self.path, digest)
         if not (target.exists() and target.stat().st_size == len(raw)):
             try:
@@ -337,8 +387,12 @@ class OciLayoutDestination:
         self._tidy_ingest()
 
     def abort(self) -> None:
-        """Forget the copy: index.json stays as it was; complete blobs and partials remain."""
+        """Forget the copy: index.json stays as it was; complete blobs and partials remain.
+
+        A directory this copy created and wrote no blob into is removed again.
+        """
         with self._lock:
             self._done = True
         with contextlib.suppress(LorryError, OSError):
             self._tidy_ingest()
+        self._undo_created()

@@ -7,8 +7,8 @@ scheduling, retries, progress, cancellation — on anyio. Transports know nothin
 
 Order of calls on a destination, for one copy::
 
-    for each blob (layers, then configs):   reuse_blob(desc) -> True: skip it
-                                            else put_blob(desc, open_at)
+    for each blob (layers, then configs):   reuse_blob(desc) -> truthy: skip it
+                                            else put_blob(desc, open_at, on_wait)
     for each manifest, children first:      put_manifest(raw, media_type, digest)
     then the top document:                  put_manifest(raw, media_type, digest, top=True)
     finally:                                commit()   (or abort() on any failure)
@@ -27,7 +27,7 @@ run does not fetch them again) and partial data the destination can resume; neve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,11 +35,16 @@ from lorry.digest import Digest
 from lorry.oci import Descriptor
 
 __all__ = [
+    "BlobMemory",
     "BlobOpener",
     "BlobStream",
     "DestinationProperties",
     "ImageDestination",
     "ImageSource",
+    "Mounted",
+    "Reuse",
+    "Skipped",
+    "WaitHook",
 ]
 
 
@@ -58,6 +63,45 @@ class BlobStream(Protocol):
 
 #: ``open_at(offset)`` opens the source blob from ``offset`` (what ``put_blob`` is handed).
 BlobOpener = Callable[[int], Iterator[bytes]]
+
+#: Called now and then while ``put_blob`` waits for another writer of the same blob (a lock);
+#: it may raise to stop the wait (a cancelled copy).
+WaitHook = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """``reuse_blob``'s answer when the blob was mounted from another repository."""
+
+    repository: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """``reuse_blob``'s answer for a blob the destination does not take (a foreign layer)."""
+
+    reason: str
+
+
+#: What ``reuse_blob`` says: False (send it), True (it is there), or how else it was settled.
+Reuse = bool | Mounted | Skipped
+
+
+class BlobMemory(Protocol):
+    """What a registry destination may know from elsewhere about where blobs already are.
+
+    The store's distribution metadata is one (push): it names other repositories of the
+    destination's registry that hold a blob (mount candidates) and learns what was sent.
+    """
+
+    def mount_sources(self, desc: Descriptor) -> Sequence[str]:
+        """Repositories of the destination registry known to hold the blob, best first."""
+
+    def forget(self, desc: Descriptor) -> None:
+        """The destination repository does not have the blob, whatever was recorded."""
+
+    def remember(self, desc: Descriptor) -> None:
+        """The destination repository has the blob now."""
 
 
 class ImageSource(Protocol):
@@ -107,14 +151,17 @@ class ImageDestination(Protocol):
     def properties(self) -> DestinationProperties:
         """What this destination accepts (see :class:`DestinationProperties`)."""
 
-    def reuse_blob(self, desc: Descriptor) -> bool:
-        """True when the destination has the blob already (nothing to send)."""
+    def reuse_blob(self, desc: Descriptor) -> Reuse:
+        """Truthy when nothing needs sending: True (it is there), Mounted, or Skipped."""
 
-    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
         """Write the blob, reading it with ``open_at(offset)``; verified before it is visible.
 
         The destination picks the offset (where its partial data ends, else 0) and may call
-        ``open_at`` again from 0 (e.g. to resend in another form).
+        ``open_at`` again from 0 (e.g. to resend in another form). ``on_wait`` is called while
+        it waits for another writer of the same blob (which may finish it meanwhile).
         """
 
     def put_manifest(

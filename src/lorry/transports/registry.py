@@ -11,6 +11,7 @@ chunk leaves when the digest is wrong, so a bad source never becomes a committed
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -22,7 +23,15 @@ from lorry.reference import Reference
 from lorry.registry.blobs import BlobReader
 from lorry.registry.client import RegistryClient
 from lorry.registry.uploads import DEFAULT_CHUNK_SIZE, UploadSession
-from lorry.transports.protocols import BlobOpener, DestinationProperties
+from lorry.transports.protocols import (
+    BlobMemory,
+    BlobOpener,
+    DestinationProperties,
+    Mounted,
+    Reuse,
+    Skipped,
+    WaitHook,
+)
 
 __all__ = [
     "OpenedReader",
@@ -84,28 +93,35 @@ class OpenedReader:
         self._position = 0
         self._chunks: Iterator[bytes] | None = None
         self._buffer = b""
+        self._at = 0  # how much of ``_buffer`` was handed out
         self._verifier: Verifier | None = None
 
     def read(self, n: int = -1, /) -> bytes:
-        """Up to ``n`` bytes (all the rest with -1); b"" at the end."""
+        """Up to ``n`` bytes (all the rest with -1), at most one source chunk; b"" at the end.
+
+        A whole source chunk is handed on as it is (no copy): an upload body reads 1 MiB at a
+        time and the source yields 1 MiB chunks.
+        """
         if self._chunks is None:
             self._reopen()
-        out = bytearray()
-        while n < 0 or len(out) < n:
-            if not self._buffer:
-                assert self._chunks is not None
-                self._buffer = next(self._chunks, b"")
-                if not self._buffer:
-                    break
-            take = len(self._buffer) if n < 0 else min(n - len(out), len(self._buffer))
-            out += self._buffer[:take]
-            self._buffer = self._buffer[take:]
+        assert self._chunks is not None
+        if n < 0:
+            out: bytes = self._buffer[self._at :] + b"".join(self._chunks)
+            self._buffer, self._at = b"", 0
+        else:
+            if self._at >= len(self._buffer):
+                self._buffer, self._at = next(self._chunks, b""), 0
+            if self._at == 0 and len(self._buffer) <= n:
+                out, self._buffer = self._buffer, b""
+            else:
+                out = bytes(memoryview(self._buffer)[self._at : self._at + n])
+                self._at += len(out)
         self._position += len(out)
         if self._verifier is not None:
             self._verifier.update(out)
             if self._position >= self.desc.size:
                 self._verifier.verify()
-        return bytes(out)
+        return out
 
     def seekable(self) -> bool:
         """Always True: seeking reopens the source."""
@@ -132,7 +148,7 @@ class OpenedReader:
 
     def _reopen(self) -> None:
         self.close()
-        self._buffer = b""
+        self._buffer, self._at = b"", 0
         start = self._position
         self._verifier = (
             Verifier(self.desc.digest, self.desc.size, what=f"blob {self.desc.digest}")
@@ -190,9 +206,13 @@ def send_blob(
 class RegistryDestination:
     """A repository as an :class:`~lorry.transports.ImageDestination`.
 
-    ``tag`` is where the top document goes (None: by digest only). Blobs the repository has
-    are reused (HEAD); ``mount_from`` lists repositories of the same registry to try a
-    cross-repository mount from first (a registry → registry copy passes its source).
+    ``tag`` is where the top document goes (None: by digest only). Per blob, cheapest first
+    (xfer-spec §4.7): a HEAD in the repository, then cross-repository mounts from other
+    repositories of the same registry — those ``memory`` knows hold the blob (push: the
+    store's distribution metadata), then ``mount_from`` (a registry → registry copy passes its
+    source), and for a blob that is not a layer (a config) the repository a layer of this
+    copy was just mounted from — and only then an upload. Non-distributable (foreign) layers
+    are skipped unless ``allow_foreign``.
     """
 
     def __init__(
@@ -201,17 +221,24 @@ class RegistryDestination:
         tag: str | None,
         *,
         mount_from: tuple[str, ...] = (),
+        memory: BlobMemory | None = None,
+        allow_foreign: bool = False,
         chunked: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self.client = client
         self.tag = tag
         self.mount_from = tuple(r for r in mount_from if r != client.repository)
+        self.memory = memory
+        self.allow_foreign = allow_foreign
         self.chunked = chunked
         self.chunk_size = chunk_size
         #: The digest the registry serves under ``tag`` after the top document went up.
         self.pushed: Digest | None = None
+        #: Repositories blobs of this copy were mounted from, in order.
+        self.mounted: list[str] = []
         self._sessions: dict[Digest, UploadSession] = {}
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -227,21 +254,50 @@ class RegistryDestination:
             reuse=frozenset({"head", "mount"}),
         )
 
-    def reuse_blob(self, desc: Descriptor) -> bool:
-        """True when the repository has the blob or a mount of it succeeded."""
+    def reuse_blob(self, desc: Descriptor) -> Reuse:
+        """True when the repository has the blob; Mounted when a mount made it so."""
+        if mt.is_foreign_layer(desc.media_type) and not self.allow_foreign:
+            return Skipped("non-distributable layer")
         if self.client.stat_blob(desc.digest) is not None:
+            self._remember(desc)
             return True
-        for repo in self.mount_from:
+        if self.memory is not None:
+            self.memory.forget(desc)
+        session: UploadSession | None = None
+        for repo in self._mount_candidates(desc):
+            if session is not None:
+                self.client.abort_upload(session)
             got = self.client.mount_blob(desc.digest, repo)
             if got is True:
-                return True
-            self._sessions[desc.digest] = got  # a refused mount hands back an upload session
-            break
+                with self._lock:
+                    self.mounted.append(repo)
+                self._remember(desc)
+                return Mounted(repo)
+            session = got  # a refused mount hands back an upload session
+        if session is not None:
+            with self._lock:
+                self._sessions[desc.digest] = session
         return False
 
-    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+    def _mount_candidates(self, desc: Descriptor) -> list[str]:
+        repos = list(self.memory.mount_sources(desc)) if self.memory is not None else []
+        repos += [r for r in self.mount_from if r not in repos]
+        if not mt.is_layer(desc.media_type):
+            with self._lock:
+                recent = self.mounted[:1]
+            repos += [r for r in recent if r not in repos]
+        return repos
+
+    def _remember(self, desc: Descriptor) -> None:
+        if self.memory is not None:
+            self.memory.remember(desc)
+
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
         """Upload the blob from offset 0 (a registry cannot resume another client's upload)."""
-        session = self._sessions.pop(desc.digest, None)
+        with self._lock:
+            session = self._sessions.pop(desc.digest, None)
         body = OpenedReader(desc, open_at)
         try:
             send_blob(
@@ -249,6 +305,7 @@ class RegistryDestination:
             )
         finally:
             body.close()
+        self._remember(desc)
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False
@@ -264,6 +321,11 @@ class RegistryDestination:
 
     def abort(self) -> None:
         """Drop upload sessions a refused mount left open (best effort)."""
-        for session in self._sessions.values():
-            self.client.abort_upload(session)
-        self._sessions.clear()
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            try:
+                self.client.abort_upload(session)
+            except LorryError as exc:
+                log.debug("could not cancel upload %s: %s", session, exc)

@@ -11,22 +11,25 @@ documents (:mod:`~lorry.transports.store_records`) and moves the tag. Both hold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import IntegrityError, InvalidInputError
-from lorry.oci import Descriptor, Manifest, parse_manifest
+from lorry.oci import Descriptor, Manifest, Schema1Manifest, parse_manifest
+from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.platform import Platform, ranked
 from lorry.reference import Reference, parse_docker_ref
 from lorry.store import Image, Store
 from lorry.store.images import diff_ids_of, parse_config
 from lorry.store.inspect import find_image
 from lorry.transports.files import FileBlobStream, write_blob
-from lorry.transports.protocols import BlobOpener, DestinationProperties
-from lorry.transports.store_plan import plan_push
-from lorry.transports.store_records import Document, record_image
+from lorry.transports.protocols import BlobOpener, DestinationProperties, WaitHook
+from lorry.transports.store_plan import PushPlan, plan_push
+from lorry.transports.store_records import Document, record_image, record_refs
 
 __all__ = ["StoreDestination", "StoreSource"]
 
@@ -39,6 +42,8 @@ class StoreSource:
         self.ref = ref
         self._name = name
         self._built: dict[Digest, tuple[bytes, str]] = {}
+        #: What the last ``get_manifest(None)`` decided to send (:func:`plan_push`).
+        self.plan: PushPlan | None = None
         self._hold = ExitStack()
         self._hold.enter_context(store.hold())
 
@@ -57,7 +62,7 @@ class StoreSource:
             media_type = self.store.content.info(ref).media_type or parse_manifest(raw).media_type
             return raw, media_type, Digest.of(raw, ref.algorithm)
         image_id, source = find_image(self.store, ref or self.ref)
-        plan = plan_push(self.store, image_id, source)
+        plan = self.plan = plan_push(self.store, image_id, source)
         if plan.built:
             self._built[plan.digest] = (plan.raw, plan.media_type)
         return plan.raw, plan.media_type, plan.digest
@@ -76,22 +81,46 @@ class StoreSource:
 class _Written:
     """The documents a copy into the store delivered, in order."""
 
-    manifests: list[tuple[Manifest, Platform | None]]
-    top: Document | None = None
+    manifests: list[Manifest | Schema1Manifest] = field(default_factory=list)
+    indexes: list[Document] = field(default_factory=list)
+    platforms: dict[Digest, Platform | None] = field(default_factory=dict)
+    top: tuple[Document, Digest] | None = None
+    #: (DiffID, blob) bottom→top per manifest digest, as the engine registered them.
+    rootfs: dict[Digest, list[tuple[DiffID, Digest]]] = field(default_factory=dict)
 
 
 class StoreDestination:
-    """The local store as an :class:`~lorry.transports.ImageDestination`; ``ref`` is tagged."""
+    """The local store as an :class:`~lorry.transports.ImageDestination`; ``ref`` is tagged.
 
-    def __init__(self, store: Store, ref: str | None, name: str) -> None:
+    ``pulled_from`` (a pull) names the registry reference the image came from: its name is
+    tagged (``name:tag``, and ``name@digest`` with the top document's digest), and the layers'
+    (DiffID, blob) pairs are recorded for that repository (docs/store.md). ``platform`` picks
+    which image of an index the tag points at (default: this host's).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        ref: str | None,
+        name: str,
+        *,
+        pulled_from: Reference | None = None,
+        platform: Platform | None = None,
+    ) -> None:
         self.store = store
-        self.reference: Reference | None = parse_docker_ref(ref) if ref else None
-        if self.reference is not None and self.reference.digest:
+        self.pulled_from = pulled_from
+        self.reference: Reference | None = pulled_from or (parse_docker_ref(ref) if ref else None)
+        if pulled_from is None and self.reference is not None and self.reference.digest:
             raise InvalidInputError(f"{name}: a local image is tagged, not named by digest")
+        self.platform = platform
         self._name = name
-        self._written = _Written([])
+        self._written = _Written()
         #: The images the commit created, in the order their manifests arrived.
         self.images: list[Image] = []
+        #: The image the reference points at after the commit.
+        self.tagged: Image | None = None
+        #: After the commit: whether the reference changed (docker's "Downloaded newer image").
+        self.updated = False
         self._hold = ExitStack()
         self._hold.enter_context(store.hold())
 
@@ -113,65 +142,135 @@ class StoreDestination:
         """True when the store holds the blob already."""
         return self.store.content.exists(desc.digest)
 
-    def put_blob(self, desc: Descriptor, open_at: BlobOpener) -> None:
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
         """Ingest the blob (resuming partial data; verified, DiffID computed, then visible)."""
-        write_blob(
-            self.store.content.writer(desc.digest, desc.size, media_type=desc.media_type), open_at
+        writer = self.store.content.writer(
+            desc.digest, desc.size, media_type=desc.media_type, on_wait=on_wait
         )
+        write_blob(writer, open_at)
+
+    # -- what the engine asks of a destination that registers layers -------------------------
+
+    def has_image(self, config: Digest) -> bool:
+        """True when the image with this config (its ID) is in the store: no layer to fetch."""
+        return self.store.images.find(config) is not None
+
+    def known_diff_id(self, blob: Digest) -> DiffID | None:
+        """The DiffID the store computed for ``blob`` before (never a config's claim)."""
+        found = self.store.distmeta.diff_id_of(blob)
+        return DiffID(found) if found is not None else None
+
+    def diff_id(self, desc: Descriptor) -> DiffID:
+        """The DiffID the store computed for a committed layer blob."""
+        found = self.store.content.layer_info(desc.digest, desc.media_type).diff_id
+        assert found is not None
+        return DiffID(found)
+
+    def registered(self, manifest: Digest, rootfs: list[tuple[DiffID, Digest]]) -> None:
+        """The engine registered this manifest's layer chain: (DiffID, blob) bottom→top."""
+        self._written.rootfs[manifest] = rootfs
+
+    # -- documents and commit -----------------------------------------------------------------
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False
     ) -> None:
         """Keep the verified document; image manifests become images at commit."""
-        if Digest.of(raw, digest.algorithm) != digest:
-            raise IntegrityError(f"{self._name}: manifest {digest}: digest mismatch")
         doc = parse_manifest(raw, media_type)
-        if isinstance(doc, Manifest):
-            self._written.manifests.append((doc, None))
+        if not isinstance(doc, Schema1Manifest) and Digest.of(raw, digest.algorithm) != digest:
+            raise IntegrityError(f"{self._name}: manifest {digest}: digest mismatch")
+        if isinstance(doc, Manifest | Schema1Manifest):
+            self._written.manifests.append(doc)
+        else:
+            self._written.indexes.append(Document(raw, media_type))
+            for entry in getattr(doc, "manifests", []):
+                self._written.platforms.setdefault(entry.digest, entry.platform)
         if top:
-            self._written.top = Document(raw, media_type)
+            self._written.top = (Document(raw, media_type), digest)
 
     def commit(self) -> None:
-        """Register layers, create every image, record documents, then move the tag."""
-        top = self._written.top
-        if top is None:
+        """Create every image, record its documents, then move the references."""
+        written = self._written
+        if written.top is None:
             raise InvalidInputError(f"{self._name}: commit before the top document")
-        index = None if mt.is_manifest(top.media_type) else top
-        platforms = _platforms(index) if index else {}
-        for manifest, _ in self._written.manifests:
-            docs = [Document(manifest.raw, manifest.media_type)]
-            if index is not None:
-                docs.append(index)
+        for manifest in written.manifests:
+            docs = [Document(manifest.raw, manifest.media_type), *written.indexes]
             self.images.append(self._image(manifest, docs))
         if self.reference is not None and self.images:
-            chosen = self.images[0]
-            if index is not None:
-                wanted = [platforms.get(m.digest) for m, _ in self._written.manifests]
-                order = ranked(Platform.host(), wanted)
-                chosen = self.images[order[0] if order else 0]
-            ref = self.reference
-            self.store.refs.add_tag(ref.name, ref.tag or "latest", chosen.id)
+            self.tagged = self.images[self._chosen()]
+            self.updated = self._point(self.reference, self.tagged, *written.top)
         self._hold.close()
 
-    def _image(self, manifest: Manifest, docs: list[Document]) -> Image:
-        """Register the manifest's layer chain and create its image (checked against DiffIDs)."""
-        raw = self.store.content.read_bytes(manifest.config.digest)
-        config = diff_ids_of(parse_config(raw, f"image config {manifest.config.digest}"))
-        parent = None
-        got: list[DiffID] = []
-        for layer in manifest.layers:
-            registered = self.store.layers.register(
-                layer.digest, parent, media_type=layer.media_type
-            )
-            parent = registered.chain_id
-            got.append(registered.diff_id)
-        if got != config:
+    def _chosen(self) -> int:
+        """Which image the reference points at: the best for the wanted platform."""
+        manifests = self._written.manifests
+        if len(manifests) == 1:
+            return 0
+        wanted = [self._written.platforms.get(m.digest) for m in manifests]
+        order = ranked(self.platform or Platform.host(), wanted)
+        return order[0] if order else 0
+
+    def _point(self, ref: Reference, image: Image, top: Document, digest: Digest) -> bool:
+        """Move the tag (and, for a pull, the repo digest); True when the reference changed."""
+        if self.pulled_from is None:
+            return self.store.refs.add_tag(ref.name, ref.tag or "latest", image.id)
+        return record_refs(
+            self.store,
+            ref.name,
+            image.id,
+            tag=None if ref.digest else (ref.tag or "latest"),
+            digest=digest,
+            digest_media_type=top.media_type,
+        )
+
+    def _image(self, manifest: Manifest | Schema1Manifest, docs: list[Document]) -> Image:
+        """The manifest's image: layers registered and checked against the config's DiffIDs."""
+        if isinstance(manifest, Schema1Manifest):
+            pairs = self._rootfs(manifest, layers_to_fetch(manifest))
+            raw = config_from_schema1(manifest, [d for d, _ in pairs])
+            config = self.store.content.put_bytes(raw, media_type=mt.DOCKER_CONFIG).digest
+            return self._record(config, docs, pairs)
+        config = manifest.config.digest
+        if self.has_image(config) and manifest.digest not in self._written.rootfs:
+            return self._record(config, docs, [])
+        pairs = self._rootfs(manifest, manifest.layers)
+        raw = self.store.content.read_bytes(config)
+        claimed = diff_ids_of(parse_config(raw, f"image config {config}"))
+        if [d for d, _ in pairs] != claimed:
             raise IntegrityError(
                 f"{self._name}: layers of manifest {manifest.digest} don't match image "
-                f"configuration {manifest.config.digest}"
+                f"configuration {config}"
             )
+        return self._record(config, docs, pairs)
+
+    def _rootfs(
+        self, manifest: Manifest | Schema1Manifest, layers: Sequence[_LayerBlob]
+    ) -> list[tuple[DiffID, Digest]]:
+        """(DiffID, blob) bottom→top: as the engine registered them, else registered here."""
+        done = self._written.rootfs.get(manifest.digest)
+        if done is not None:
+            return done
+        parent = None
+        pairs: list[tuple[DiffID, Digest]] = []
+        for layer in layers:
+            got = self.store.layers.register(layer.digest, parent, media_type=layer.media_type)
+            parent = got.chain_id
+            pairs.append((got.diff_id, layer.digest))
+        return pairs
+
+    def _record(
+        self, config: Digest, docs: list[Document], pairs: list[tuple[DiffID, Digest]]
+    ) -> Image:
+        origin = self.pulled_from
         return record_image(
-            self.store, manifest.config.digest, docs, [], registry="", repository=""
+            self.store,
+            config,
+            docs,
+            pairs if origin is not None else [],
+            registry=origin.registry if origin is not None else "",
+            repository=origin.repository if origin is not None else "",
         )
 
     def abort(self) -> None:
@@ -179,8 +278,11 @@ class StoreDestination:
         self._hold.close()
 
 
-def _platforms(index: Document) -> dict[Digest, Platform | None]:
-    """The platform each entry of an index names."""
-    doc = parse_manifest(index.raw, index.media_type)
-    entries: list[Descriptor] = list(getattr(doc, "manifests", []))
-    return {e.digest: e.platform for e in entries}
+class _LayerBlob(Protocol):
+    """A layer as a manifest lists it (an OCI descriptor or a schema1 blob)."""
+
+    @property
+    def digest(self) -> Digest: ...
+
+    @property
+    def media_type(self) -> str: ...
