@@ -100,9 +100,9 @@ STEP = 512 * 1024
 class ByteThrottle:
     """Says when a byte count is worth reporting: every min(512 KiB, 1 % of total) bytes.
 
-    moby's progress reader rule (xfer-spec §5.6), once more at the end. Every byte path (pull's
-    download loop, push's upload reader) asks it per chunk and only crosses to the event loop
-    when an update is due.
+    moby's progress reader rule (xfer-spec §5.6), once more at the end. The one byte path
+    (``lorry.ops.blob_move``, for pull, push and copy alike) asks it per chunk and only
+    crosses to the event loop when an update is due.
     """
 
     def __init__(self, total: int | None, start: int = 0) -> None:

@@ -1,51 +1,66 @@
 """``copy``: one image (or index) from any :class:`ImageSource` to any :class:`ImageDestination`.
 
-The engine, in order (transports/protocols.py has the destination's side of it):
+Pull (registry → store), push (store → registry), copy, save and load all run here:
 
-1. resolve the source's top document and choose its images as pull does
-   (:func:`~lorry.ops._pull_resolve.choose`): the host's platform by default, one platform,
+1. resolve the source's top document and choose its images as pull always did
+   (:func:`~lorry.ops.resolve.choose`): the host's platform by default, one platform,
    several (the index is rewritten to those entries: a new digest, said on the sink), or
    every entry with ``all_platforms`` (the index is then copied unchanged);
    every document fetched by digest is checked against that digest;
 2. check, before any write, that the destination takes these documents as they are
    (``preserve_digests`` makes any change an error; lorry converts nothing yet);
-3. every distinct blob (layers, then configs) as one transfer of the
-   :class:`~lorry.transfer.UploadManager` (limits, retries, stall watchdog, progress), keyed by
-   destination + digest: the destination reuses it or writes it, reading the source through
-   :class:`~lorry.ops.blob_stream.BlobFetch` (the one byte path);
+3. the blobs. Into the store (a destination that registers layers), per image: the config,
+   then the layer chain through the :class:`~lorry.transfer.DownloadManager`
+   (:mod:`~lorry.ops.layer_chain`). Anywhere else: every distinct layer, then every config, as
+   transfers of the :class:`~lorry.transfer.UploadManager` keyed by destination + digest
+   (:class:`~lorry.ops.blob_move.BlobCopy`). Either way each blob is reused by the destination
+   or moved by :class:`~lorry.ops.blob_move.BlobMove` — the one byte path;
 4. child manifests, nested indexes, then the top document; then ``commit``. Any failure
    ``abort``\\ s the destination, which then shows nothing new.
+
+:class:`Flow` is how pull and push keep their own words on the same engine.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, closing
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 from lorry import mediatypes as mt
-from lorry.digest import DiffID, Digest
+from lorry.digest import Digest
 from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Descriptor, Index, Manifest
-from lorry.ops._pull_resolve import Resolved, choose
-from lorry.ops.blob_stream import BlobFetch, Emit, thread_emitter
+from lorry.ops.blob_move import COPY_WORDS, BlobCopy, Words
 from lorry.ops.copy_endpoints import open_destination, open_source
-from lorry.ops.session import SessionOptions, lease_session
+from lorry.ops.layer_chain import LayerDownloads, copy_layer_chains, download_manager
+from lorry.ops.resolve import Resolved, choose, verify_top
+from lorry.ops.session import SessionLease, SessionOptions, lease_session
 from lorry.platform import Platform, ranked
-from lorry.progress import ByteThrottle, NullSink, ProgressEvent, ProgressSink
+from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.registry.client import RegistrySession
 from lorry.store import Store
-from lorry.transfer import Limits, RetryPolicy, TransferProgress, UploadManager, statuses
+from lorry.transfer import Limits, RetryPolicy, UploadManager
 from lorry.transports import ImageDestination, ImageSource, parse_transport
+from lorry.transports.registry import RegistrySource
+from lorry.transports.store import StoreDestination
 
-__all__ = ["CopyOptions", "CopyResult", "copy", "copy_image", "copy_image_sync", "copy_sync"]
+__all__ = [
+    "CopyOptions",
+    "CopyResult",
+    "Flow",
+    "copy",
+    "copy_image",
+    "copy_image_sync",
+    "copy_resolved",
+    "copy_sync",
+    "resolve_source",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,23 @@ class CopyResult:
     manifests: tuple[Digest, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Flow:
+    """What differs between the commands on the engine: words, line names, order, sessions.
+
+    ``line_ids`` names a blob's progress line (push: the layer's DiffID; default: the blob
+    digest); it runs in a worker thread. ``top_first`` lists each image's layers top→bottom
+    (push's ``Preparing`` order). ``quiet_configs`` gives configs no progress line (docker
+    shows none). ``lease`` is the registry session each transfer holds while it runs.
+    """
+
+    words: Words = COPY_WORDS
+    line_ids: Callable[[Descriptor], str] | None = None
+    top_first: bool = False
+    quiet_configs: bool = False
+    lease: SessionLease | None = None
+
+
 class _CheckedDocs:
     """The source as a ManifestGetter whose documents fetched by digest are verified."""
 
@@ -84,73 +116,149 @@ class _CheckedDocs:
         return raw, media_type, digest
 
 
-class BlobCopy:
-    """One blob from the source to the destination: an UploadDescriptor of the engine."""
-
-    def __init__(self, source: ImageSource, dest: ImageDestination, desc: Descriptor) -> None:
-        self.source = source
-        self.dest = dest
-        self.desc = desc
-        self._fetches: list[BlobFetch] = []
-        self._lock = threading.Lock()
-
-    def key(self) -> str:
-        """Destination + digest: two copies of a blob to one place share one transfer."""
-        return f"copy:{self.dest.name}@{self.desc.digest}"
-
-    def id(self) -> str:
-        """The blob digest's 12 hex characters."""
-        return self.desc.digest.short
-
-    def diff_id(self) -> DiffID:
-        """Progress lines are named by blob digest here (no DiffID is needed to copy)."""
-        return DiffID(self.desc.digest)
-
-    def close(self) -> None:
-        """Cut any stream an abandoned attempt still reads."""
-        self._abort()
-
-    async def upload(self, progress: TransferProgress) -> Descriptor:
-        """Reuse the blob at the destination, or stream it there (in a worker thread)."""
-        emit = thread_emitter(progress)
-        try:
-            status = await anyio.to_thread.run_sync(self._run, emit, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            self._abort()
-            raise
-        progress.emit(ProgressEvent(self.id(), status))
-        return self.desc
-
-    def _run(self, emit: Emit) -> str:
-        if self.dest.reuse_blob(self.desc):
-            return statuses.LAYER_ALREADY_EXISTS
-        self.dest.put_blob(self.desc, partial(self._chunks, emit))
-        return statuses.COPIED
-
-    def _chunks(self, emit: Emit, offset: int) -> Iterator[bytes]:
-        """The source blob from ``offset``, reporting ``Copying`` progress as it goes."""
-        desc = self.desc
-        fetch = BlobFetch(
-            lambda at: self.source.open_blob(desc, at),
-            size=desc.size,
-            check=anyio.from_thread.check_cancelled,
+async def resolve_source(
+    source: ImageSource, options: CopyOptions | None = None, sink: ProgressSink | None = None
+) -> tuple[Resolved, bytes]:
+    """Step 1: the source's top document and the images chosen from it (and its bytes)."""
+    opts = options or CopyOptions()
+    pinned = _pinned(source)
+    raw, media_type, digest = await anyio.to_thread.run_sync(source.get_manifest, None)
+    if pinned is not None:  # named by digest: checked before anything is parsed
+        verify_top(raw, media_type, pinned)
+        digest = pinned
+    resolved: Resolved = await anyio.to_thread.run_sync(
+        partial(
+            choose,
+            _CheckedDocs(source),
+            raw,
+            media_type,
+            digest,
+            source.name,
+            platform=opts.platforms[0] if len(opts.platforms) == 1 else None,
+            all_platforms=opts.all_platforms or len(opts.platforms) > 1,
+            by_digest=pinned,
         )
-        with self._lock:
-            self._fetches.append(fetch)
-        throttle = ByteThrottle(desc.size, offset)
-        done = offset
-        emit(ProgressEvent(self.id(), statuses.COPYING, done, desc.size))
-        with closing(fetch.chunks(offset)) as chunks:
-            for chunk in chunks:
-                done += len(chunk)
-                if throttle.due(done):
-                    emit(ProgressEvent(self.id(), statuses.COPYING, done, desc.size))
-                yield chunk
+    )
+    if len(opts.platforms) > 1 and not opts.all_platforms and mt.is_index(resolved.media_type):
+        resolved, raw = _subset(resolved, opts, source.name)
+        (sink or NullSink()).emit(
+            ProgressEvent(
+                status=f"Rewrote index of {len(resolved.targets)} platforms: {resolved.digest}",
+                is_message=True,
+            )
+        )
+    return resolved, raw
 
-    def _abort(self) -> None:
-        with self._lock:
-            for fetch in self._fetches:
-                fetch.abort()
+
+def _pinned(source: ImageSource) -> Digest | None:
+    """The digest a registry source's reference names, if it names one."""
+    if isinstance(source, RegistrySource) and source.ref.digest:
+        return Digest.parse(source.ref.digest)
+    return None
+
+
+async def copy_resolved(
+    source: ImageSource,
+    dest: ImageDestination,
+    resolved: Resolved,
+    raw: bytes,
+    options: CopyOptions | None = None,
+    *,
+    sink: ProgressSink | None = None,
+    flow: Flow | None = None,
+    uploads: UploadManager[Descriptor] | None = None,
+    downloads: LayerDownloads | None = None,
+    commit: bool = True,
+) -> CopyResult:
+    """Steps 2–4 for what :func:`resolve_source` chose (see the module docstring).
+
+    ``uploads`` / ``downloads`` are shared managers (one per process dedups concurrent
+    moves); without them the copy runs its own with ``options.limits`` and ``options.retry``.
+    """
+    opts = options or CopyOptions()
+    how = flow or Flow()
+    out: ProgressSink = sink or NullSink()
+    try:
+        into_store = isinstance(dest, StoreDestination)
+        plan = (
+            _store_plan(resolved, raw)
+            if into_store
+            else _plan(resolved, raw, dest, opts, top_first=how.top_first)
+        )
+        async with AsyncExitStack() as stack:
+            if isinstance(dest, StoreDestination):
+                if downloads is None:
+                    downloads = await stack.enter_async_context(
+                        download_manager(dest.store, limits=opts.limits, retry=opts.retry)
+                    )
+                releases = await copy_layer_chains(
+                    source,
+                    dest,
+                    resolved.targets,
+                    downloads,
+                    out,
+                    limits=opts.limits,
+                    lease=how.lease,
+                )
+                for release in releases:
+                    stack.push_async_callback(release)
+            else:
+                if uploads is None:
+                    uploads = await stack.enter_async_context(
+                        UploadManager[Descriptor](limits=opts.limits, retry=opts.retry)
+                    )
+                await _move_blobs(
+                    source, dest, plan, how, sink=out, uploads=uploads, limits=opts.limits
+                )
+            for doc_raw, doc_type, doc_digest in plan.children:
+                await anyio.to_thread.run_sync(
+                    partial(dest.put_manifest, doc_raw, doc_type, doc_digest)
+                )
+            top_raw, top_type, top_digest = plan.top
+            await anyio.to_thread.run_sync(
+                partial(dest.put_manifest, top_raw, top_type, top_digest, top=True)
+            )
+            if commit:
+                await anyio.to_thread.run_sync(dest.commit)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(dest.abort)
+        raise
+    manifests = tuple(t.digest for t in resolved.targets)
+    return CopyResult(top_digest, top_type, len(top_raw), manifests)
+
+
+async def _move_blobs(
+    source: ImageSource,
+    dest: ImageDestination,
+    plan: _Plan,
+    how: Flow,
+    *,
+    sink: ProgressSink,
+    uploads: UploadManager[Descriptor],
+    limits: Limits | None,
+) -> None:
+    """Every layer, then every config, through the upload manager."""
+    names = how.line_ids
+
+    def line_ids() -> dict[Digest, str]:
+        if names is None:
+            return {}
+        return {d.digest: names(d) for d in plan.layers}
+
+    ids = await anyio.to_thread.run_sync(line_ids)
+
+    def copies(descs: Sequence[Descriptor]) -> list[BlobCopy]:
+        return [
+            BlobCopy(source, dest, d, words=how.words, line_id=ids.get(d.digest), lease=how.lease)
+            for d in descs
+        ]
+
+    if plan.layers:
+        await uploads.upload(copies(plan.layers), sink, limits=limits)
+    if plan.configs:
+        quiet: ProgressSink = NullSink() if how.quiet_configs else sink
+        await uploads.upload(copies(plan.configs), quiet, limits=limits)
 
 
 async def copy_image(
@@ -159,7 +267,9 @@ async def copy_image(
     options: CopyOptions | None = None,
     *,
     sink: ProgressSink | None = None,
+    flow: Flow | None = None,
     uploads: UploadManager[Descriptor] | None = None,
+    downloads: LayerDownloads | None = None,
     commit: bool = True,
 ) -> CopyResult:
     """Copy the image ``source`` names to ``dest`` (see the module docstring).
@@ -167,55 +277,24 @@ async def copy_image(
     ``commit`` False leaves the destination open for another image (``save`` of several);
     the caller commits it. A failure aborts the destination either way.
     """
-    opts = options or CopyOptions()
-    out: ProgressSink = sink or NullSink()
-    docs = _CheckedDocs(source)
-    raw, media_type, digest = await anyio.to_thread.run_sync(source.get_manifest, None)
-    resolved: Resolved = await anyio.to_thread.run_sync(
-        partial(
-            choose,
-            docs,
-            raw,
-            media_type,
-            digest,
-            source.name,
-            platform=opts.platforms[0] if len(opts.platforms) == 1 else None,
-            all_platforms=opts.all_platforms or len(opts.platforms) > 1,
-        )
-    )
-    if len(opts.platforms) > 1 and not opts.all_platforms and mt.is_index(resolved.media_type):
-        resolved, raw = _subset(resolved, opts, source.name)
-        out.emit(
-            ProgressEvent(
-                status=f"Rewrote index of {len(resolved.targets)} platforms: {resolved.digest}",
-                is_message=True,
-            )
-        )
-    plan = _plan(resolved, raw, dest, opts)
     try:
-        async with AsyncExitStack() as stack:
-            if uploads is None:
-                uploads = await stack.enter_async_context(
-                    UploadManager[Descriptor](limits=opts.limits, retry=opts.retry)
-                )
-            blobs = [BlobCopy(source, dest, d) for d in plan.blobs]
-            await uploads.upload(blobs, out, limits=opts.limits)
-        for doc_raw, doc_type, doc_digest in plan.children:
-            await anyio.to_thread.run_sync(
-                partial(dest.put_manifest, doc_raw, doc_type, doc_digest)
-            )
-        top_raw, top_type, top_digest = plan.top
-        await anyio.to_thread.run_sync(
-            partial(dest.put_manifest, top_raw, top_type, top_digest, top=True)
-        )
-        if commit:
-            await anyio.to_thread.run_sync(dest.commit)
+        resolved, raw = await resolve_source(source, options, sink)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(dest.abort)
         raise
-    manifests = tuple(t.digest for t in resolved.targets)
-    return CopyResult(top_digest, top_type, len(top_raw), manifests)
+    return await copy_resolved(
+        source,
+        dest,
+        resolved,
+        raw,
+        options,
+        sink=sink,
+        flow=flow,
+        uploads=uploads,
+        downloads=downloads,
+        commit=commit,
+    )
 
 
 async def copy(
@@ -239,7 +318,7 @@ async def copy(
         source = open_source(src_ref, lease.session, store)
         try:
             dest = open_destination(dst_ref, lease.session, src_ref, store)
-            return await copy_image(source, dest, options, sink=sink)
+            return await copy_image(source, dest, options, sink=sink, flow=Flow(lease=lease))
         finally:
             source.close()
     finally:
@@ -260,9 +339,10 @@ def copy_image_sync(
 
 @dataclass
 class _Plan:
-    """What goes to the destination: blobs, then children, then the top document."""
+    """What goes to the destination: layers, configs, then children, then the top document."""
 
-    blobs: list[Descriptor]
+    layers: list[Descriptor]
+    configs: list[Descriptor]
     children: list[tuple[bytes, str, Digest]]
     top: tuple[bytes, str, Digest]
 
@@ -293,8 +373,13 @@ def _subset(resolved: Resolved, opts: CopyOptions, name: str) -> tuple[Resolved,
     return Resolved(index.digest, index.media_type, targets, (index,)), index.raw
 
 
-def _plan(resolved: Resolved, raw: bytes, dest: ImageDestination, opts: CopyOptions) -> _Plan:
-    """Decide every write before the first one; refuse what the destination cannot take."""
+def _plan(
+    resolved: Resolved, raw: bytes, dest: ImageDestination, opts: CopyOptions, *, top_first: bool
+) -> _Plan:
+    """Decide every write before the first one; refuse what the destination cannot take.
+
+    Layers go bottom→top per image, or top→bottom with ``top_first``.
+    """
     props = dest.properties
     several = opts.all_platforms or len(opts.platforms) > 1
     copy_index = several and mt.is_index(resolved.media_type)
@@ -307,7 +392,7 @@ def _plan(resolved: Resolved, raw: bytes, dest: ImageDestination, opts: CopyOpti
             f"{dest.name}: --preserve-digests: copying one image of index {resolved.digest} "
             "drops the index; use --all"
         )
-    blobs: dict[Digest, Descriptor] = {}
+    layers: dict[Digest, Descriptor] = {}
     configs: dict[Digest, Descriptor] = {}
     children: list[tuple[bytes, str, Digest]] = []
     for target in resolved.targets:
@@ -318,13 +403,28 @@ def _plan(resolved: Resolved, raw: bytes, dest: ImageDestination, opts: CopyOpti
             raise UnsupportedError(
                 f"{dest.name}: does not take {target.media_type} manifests ({target.digest})"
             )
-        for layer in manifest.layers:
-            blobs.setdefault(layer.digest, layer)
+        for layer in reversed(manifest.layers) if top_first else manifest.layers:
+            layers.setdefault(layer.digest, layer)
         configs.setdefault(manifest.config.digest, manifest.config)
         children.append((manifest.raw, target.media_type, target.digest))
-    ordered = list(blobs.values()) + [c for d, c in configs.items() if d not in blobs]
+    plan_configs = [c for d, c in configs.items() if d not in layers]
     if not copy_index:
         (top,) = children
-        return _Plan(ordered, [], top)
+        return _Plan(list(layers.values()), plan_configs, [], top)
     nested = [(ix.raw, ix.media_type, ix.digest) for ix in reversed(resolved.indexes[1:])]
-    return _Plan(ordered, children + nested, (raw, resolved.media_type, resolved.digest))
+    top = (raw, resolved.media_type, resolved.digest)
+    return _Plan(list(layers.values()), plan_configs, children + nested, top)
+
+
+def _store_plan(resolved: Resolved, raw: bytes) -> _Plan:
+    """The documents for the store: every chosen manifest, every index passed through, top.
+
+    The store keeps each index an image was reached through (and the repo digest names the
+    index), so an index is recorded even when only one of its images is copied.
+    """
+    children = [(t.manifest.raw, t.media_type, t.digest) for t in resolved.targets]
+    if not resolved.indexes:
+        (top,) = children
+        return _Plan([], [], [], top)
+    nested = [(ix.raw, ix.media_type, ix.digest) for ix in reversed(resolved.indexes[1:])]
+    return _Plan([], [], children + nested, (raw, resolved.media_type, resolved.digest))

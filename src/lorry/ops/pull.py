@@ -1,14 +1,15 @@
-"""``pull``: registry → local store, every byte verified in one streaming pass, resumable.
+"""``pull``: registry → local store, as a copy on the one engine (:mod:`lorry.ops.copy`).
 
-The stages, each in its own module:
+A pull is ``copy(docker://REF → the store)`` with docker's words and records:
 
-1. :mod:`~lorry.ops._pull_resolve` — reference → manifest(s): digest check, index and platform
+1. resolve (:func:`~lorry.ops.copy.resolve_source`): digest check, index and platform
    selection, schema1 clean-up; registry errors translated as docker does
    (:mod:`~lorry.ops._pull_errors`);
-2. :mod:`~lorry.ops._pull_image` — config, then layers through the shared
-   :class:`~lorry.transfer.DownloadManager` (:mod:`~lorry.ops._pull_layers` is the byte path),
-   DiffIDs checked against the config;
-3. :mod:`~lorry.transports.store_records` — image, documents, metadata, then tag and repo digest.
+2. per image the config, then the layers through the shared
+   :class:`~lorry.transfer.DownloadManager` (:mod:`~lorry.ops.layer_chain`), every byte
+   verified in one streaming pass, resumable, DiffIDs checked against the config;
+3. the store destination's commit (:class:`~lorry.transports.store.StoreDestination` with
+   ``pulled_from``): image, documents, distribution metadata, then tag and repo digest.
 
 The whole pull runs under :meth:`Store.hold`, so a concurrent prune cannot delete a verified but
 not yet referenced blob, and nothing is tagged before every layer and the config verified.
@@ -33,20 +34,20 @@ from lorry.digest import Digest
 from lorry.errors import InvalidInputError, LorryError
 from lorry.ops._held import held
 from lorry.ops._pull_errors import translate_pull_error
-from lorry.ops._pull_image import ImageJob, pull_target
-from lorry.ops._pull_layers import FetchedLayer, StoreLayers
 from lorry.ops._pull_progress import digest_line, pulling_from, status_line
-from lorry.ops._pull_resolve import Resolved, resolve
-from lorry.ops.session import SessionOptions, check_remote_reference, lease_session
-from lorry.platform import Platform, ranked
+from lorry.ops.copy import CopyOptions, Flow, copy_resolved, resolve_source
+from lorry.ops.layer_chain import LayerDownloads, download_manager
+from lorry.ops.session import SessionLease, SessionOptions, check_remote_reference, lease_session
+from lorry.platform import Platform
 from lorry.progress import NullSink, ProgressSink
 from lorry.reference import Reference, parse, parse_docker_ref
 from lorry.registry.client import RegistrySession
-from lorry.store import Layer, Store
-from lorry.transfer import DEFAULT_STALL_TIMEOUT, DownloadManager, Limits, RetryPolicy
-from lorry.transports.store_records import Document, record_refs
+from lorry.store import Store
+from lorry.transfer import DEFAULT_STALL_TIMEOUT, Limits, RetryPolicy
+from lorry.transports.registry import RegistrySource
+from lorry.transports.store import StoreDestination
 
-__all__ = ["PlatformImage", "PullResult", "download_manager", "pull", "pull_sync"]
+__all__ = ["PlatformImage", "PullOptions", "PullResult", "download_manager", "pull", "pull_sync"]
 
 
 @dataclass(frozen=True)
@@ -77,62 +78,63 @@ class PullResult:
     tags: tuple[PullResult, ...] = ()
 
 
-def download_manager(
-    store: Store,
-    *,
-    limits: Limits | None = None,
-    retry: RetryPolicy | None = None,
-    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
-) -> DownloadManager[FetchedLayer, Layer]:
-    """A download manager for pulls into ``store``; share one (``async with``) between pulls."""
-    return DownloadManager(
-        StoreLayers(store), limits=limits, retry=retry, stall_timeout=stall_timeout
-    )
+@dataclass(frozen=True)
+class PullOptions:
+    """What to pull and how: platform choice, every tag, transfer limits, retries, stall.
+
+    ``platform`` picks an index entry (default: this host); ``all_platforms`` pulls every
+    entry and tags the one for ``platform``; ``all_tags`` pulls every tag of a name-only
+    reference. ``limits`` applies to this pull only; ``retry`` and ``stall_timeout`` configure
+    the pull's own download manager (a shared one keeps its own).
+    """
+
+    platform: str | Platform | None = None
+    all_platforms: bool = False
+    all_tags: bool = False
+    limits: Limits | None = None
+    retry: RetryPolicy | None = None
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
 
 
 async def pull(
     ref: str | Reference,
+    options: PullOptions | None = None,
     *,
     store: Store,
-    platform: str | Platform | None = None,
-    all_platforms: bool = False,
-    all_tags: bool = False,
     sink: ProgressSink | None = None,
     session: RegistrySession | None = None,
     session_options: SessionOptions | None = None,
-    limits: Limits | None = None,
-    download_manager: DownloadManager[FetchedLayer, Layer] | None = None,
-    retry: RetryPolicy | None = None,
-    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+    download_manager: LayerDownloads | None = None,
 ) -> PullResult:
-    """Pull ``ref`` into ``store``; return the image ID and the manifest digest.
+    """Pull ``ref`` into ``store`` (see :class:`PullOptions`); return what was stored.
 
-    ``ref`` without tag or digest means ``:latest`` (every tag with ``all_tags``). ``platform``
-    picks an index entry (default: this host); ``all_platforms`` pulls every entry and tags the
-    one for ``platform``. ``session`` is borrowed, never closed; without it one is opened with
-    ``session_options``. ``download_manager`` is a shared manager (see :func:`download_manager`);
-    without it the pull runs its own with ``retry`` and ``stall_timeout``. ``limits`` applies
-    to this pull only.
+    ``ref`` without tag or digest means ``:latest`` (every tag with ``all_tags``). ``session``
+    is borrowed, never closed; without it one is opened with ``session_options``.
+    ``download_manager`` is a shared manager (see :func:`download_manager`).
     """
-    target = _parse(ref, all_tags)
-    want = Platform.parse(platform) if isinstance(platform, str) else platform
+    opts = options or PullOptions()
+    target = _parse(ref, opts.all_tags)
+    want = Platform.parse(opts.platform) if isinstance(opts.platform, str) else opts.platform
     out: ProgressSink = sink or NullSink()
-    async with held(store), _manager(store, download_manager, retry, stall_timeout) as dm:
+    shared = download_manager
+    async with held(store), _manager(store, shared, opts.retry, opts.stall_timeout) as dm:
         lease = lease_session(session, session_options)
         try:
-            job = ImageJob(store, lease, target, out, dm, limits)
-            if not all_tags:
-                result = await _pull_ref(job, target, want, all_platforms)
+            job = _Job(store, lease, out, dm, opts.limits)
+            if not opts.all_tags:
+                result = await _pull_ref(job, target, want, opts.all_platforms)
                 out.emit(status_line(result.updated, target.familiar))
                 return result
-            return await _pull_all_tags(job, target, want, all_platforms)
+            return await _pull_all_tags(job, target, want, opts.all_platforms)
         finally:
             lease.release()
 
 
-def pull_sync(ref: str | Reference, **options: Any) -> PullResult:
+def pull_sync(
+    ref: str | Reference, options: PullOptions | None = None, **context: Any
+) -> PullResult:
     """:func:`pull` for synchronous callers: runs it in a new event loop (``anyio.run``)."""
-    return anyio.run(partial(pull, ref, **options))
+    return anyio.run(partial(pull, ref, options, **context))
 
 
 def _parse(ref: str | Reference, all_tags: bool) -> Reference:
@@ -152,10 +154,10 @@ def _parse(ref: str | Reference, all_tags: bool) -> Reference:
 @asynccontextmanager
 async def _manager(
     store: Store,
-    shared: DownloadManager[FetchedLayer, Layer] | None,
+    shared: LayerDownloads | None,
     retry: RetryPolicy | None,
     stall_timeout: float | None,
-) -> AsyncIterator[DownloadManager[FetchedLayer, Layer]]:
+) -> AsyncIterator[LayerDownloads]:
     """The shared manager if given, else one for this pull only."""
     if shared is not None:
         yield shared
@@ -164,17 +166,15 @@ async def _manager(
         yield own
 
 
-async def _resolve(
-    job: ImageJob, ref: Reference, want: Platform | None, all_platforms: bool
-) -> Resolved:
-    """Resolve in a worker thread; registry errors as docker words them."""
-    client = job.lease.session.client_for(ref)
-    try:
-        return await anyio.to_thread.run_sync(
-            partial(resolve, client, ref, platform=want, all_platforms=all_platforms)
-        )
-    except LorryError as exc:
-        _reraise(exc, ref)
+@dataclass(frozen=True)
+class _Job:
+    """What every tag of one pull shares."""
+
+    store: Store
+    lease: SessionLease
+    sink: ProgressSink
+    downloads: LayerDownloads
+    limits: Limits | None
 
 
 def _reraise(exc: LorryError, ref: Reference) -> NoReturn:
@@ -186,45 +186,47 @@ def _reraise(exc: LorryError, ref: Reference) -> NoReturn:
 
 
 async def _pull_ref(
-    job: ImageJob, ref: Reference, want: Platform | None, all_platforms: bool
+    job: _Job, ref: Reference, want: Platform | None, all_platforms: bool
 ) -> PullResult:
-    """Pull one tag or digest: resolve, pull each chosen image, then point the refs at one."""
+    """Pull one tag or digest: copy it into the store, then report what was stored."""
     job.sink.emit(pulling_from(ref.digest or ref.tag or "latest", ref.repository))
-    resolved = await _resolve(job, ref, want, all_platforms)
-    index_docs = [Document(ix.raw, ix.media_type) for ix in resolved.indexes]
-    images: list[PlatformImage] = []
-    for target in resolved.targets:
-        docs = [Document(target.manifest.raw, target.media_type), *index_docs]
-        image = await pull_target(job, target, docs)
-        shown = str(target.platform) if target.platform is not None else None
-        images.append(PlatformImage(shown, image.id, target.digest))
-    chosen = images[_tagged(resolved, want)]
-
-    def refs() -> bool:
-        return record_refs(
-            job.store,
-            ref.name,
-            chosen.image_id,
-            tag=None if ref.digest else ref.tag,
-            digest=resolved.digest,
-            digest_media_type=resolved.media_type,
+    source = RegistrySource(job.lease.session.client_for(ref), ref)
+    options = CopyOptions(
+        platforms=(want,) if want is not None else (),
+        all_platforms=all_platforms,
+        limits=job.limits,
+    )
+    try:
+        resolved, raw = await resolve_source(source, options)
+    except LorryError as exc:
+        _reraise(exc, ref)
+    name = f"docker://{ref}"
+    dest = StoreDestination(job.store, None, name, pulled_from=ref, platform=want)
+    await copy_resolved(
+        source,
+        dest,
+        resolved,
+        raw,
+        options,
+        sink=job.sink,
+        flow=Flow(lease=job.lease),
+        downloads=job.downloads,
+    )
+    images = tuple(
+        PlatformImage(
+            str(target.platform) if target.platform is not None else None,
+            image.id,
+            target.digest,
         )
-
-    updated = await anyio.to_thread.run_sync(refs)
+        for target, image in zip(resolved.targets, dest.images, strict=True)
+    )
+    assert dest.tagged is not None
     job.sink.emit(digest_line(resolved.digest))
-    return PullResult(ref, chosen.image_id, resolved.digest, updated, tuple(images))
-
-
-def _tagged(resolved: Resolved, want: Platform | None) -> int:
-    """Which pulled image the reference points at: the best for the wanted platform."""
-    if len(resolved.targets) == 1:
-        return 0
-    order = ranked(want or Platform.host(), [t.platform for t in resolved.targets])
-    return order[0] if order else 0
+    return PullResult(ref, dest.tagged.id, resolved.digest, dest.updated, images)
 
 
 async def _pull_all_tags(
-    job: ImageJob, name: Reference, want: Platform | None, all_platforms: bool
+    job: _Job, name: Reference, want: Platform | None, all_platforms: bool
 ) -> PullResult:
     """Pull every tag of the repository, one after the other (docker's ``pull -a``)."""
     client = job.lease.session.client_for(name)

@@ -1,12 +1,16 @@
-"""``lorry push``: send a local image to a registry, keeping its digest (xfer-spec §3, §4.7).
+"""``lorry push``: a local image to a registry, as a copy on the one engine (xfer-spec §3, §4.7).
 
-Order of work, as Docker does it:
+A push is ``copy(the store → docker://REF)`` (:mod:`lorry.ops.copy`) with docker's words:
 
 1. ``The push refers to repository [<name>]``;
-2. every layer blob, under the :class:`~lorry.transfer.UploadManager` (5 at once by default,
-   retried, deduplicated by registry + repository + digest), each skipped, mounted or uploaded
-   from the store's original compressed bytes (:mod:`lorry.ops.push_layer`);
-3. the config blob(s);
+2. every layer blob (top→bottom, ``Preparing``), under the
+   :class:`~lorry.transfer.UploadManager` (5 at once by default, retried, deduplicated by
+   registry + repository + digest): skipped when the repository has it, mounted from another
+   repository the store's distribution metadata names
+   (:class:`~lorry.transports.store_memory.StoreBlobMemory`), else uploaded from the store's
+   original compressed bytes — read through the verifying reader, so a damaged stored blob
+   never reaches the registry whole;
+3. the config blob(s), silently (mounted from where the layers were, when they were);
 4. for an index, every child manifest by digest; then the manifest (or index) by tag, as the
    exact bytes recorded when the image was pulled (:mod:`lorry.transports.store_plan`);
 5. ``<tag>: digest: sha256:… size: N`` and an aux event ``{"Tag", "Digest", "Size"}``.
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +33,9 @@ from lorry.digest import Digest
 from lorry.errors import InvalidInputError
 from lorry.oci import Descriptor
 from lorry.ops._held import held
-from lorry.ops.push_blob import BlobTarget, push_small_blob
-from lorry.ops.push_layer import LayerPush
-from lorry.ops.session import (
-    SessionLease,
-    SessionOptions,
-    check_remote_reference,
-    lease_session,
-)
+from lorry.ops.blob_move import PUSH_WORDS
+from lorry.ops.copy import CopyOptions, Flow, copy_image
+from lorry.ops.session import SessionOptions, check_remote_reference, lease_session
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import Reference, familiar_match, parse
 from lorry.registry.client import RegistrySession
@@ -46,9 +44,12 @@ from lorry.store import Store
 from lorry.store.inspect import find_image
 from lorry.store.references import Ref
 from lorry.transfer import Limits, RetryPolicy, UploadManager
-from lorry.transports.store_plan import PushPlan, plan_push
+from lorry.transports.registry import RegistryDestination
+from lorry.transports.store import StoreSource
+from lorry.transports.store_memory import StoreBlobMemory
+from lorry.transports.store_plan import PushPlan
 
-__all__ = ["PushResult", "push", "push_sync"]
+__all__ = ["PushOptions", "PushResult", "push", "push_sync"]
 
 
 @dataclass(frozen=True)
@@ -75,59 +76,77 @@ def _target(src: str | Reference, dst: str | Reference | None, source: Ref | Non
     return ref
 
 
+@dataclass(frozen=True)
+class PushOptions:
+    """How a push sends: transfer limits and retries, the upload form, foreign layers.
+
+    ``chunked``: None = monolithic PUT, falling back to chunks when the registry refuses it;
+    True/False = always that form. ``allow_nondistributable`` lists registries (patterns as
+    ``docker --allow-nondistributable-artifacts``) that may receive foreign layers. ``limits``
+    applies to this push only; ``retry`` configures the push's own upload manager.
+    """
+
+    limits: Limits | None = None
+    retry: RetryPolicy | None = None
+    chunked: bool | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    allow_nondistributable: Sequence[str] = ()
+
+
 async def push(
     src: str | Reference,
     dst: str | Reference | None = None,
+    options: PushOptions | None = None,
     *,
     store: Store,
     sink: ProgressSink | None = None,
     session: RegistrySession | None = None,
     session_options: SessionOptions | None = None,
-    limits: Limits | None = None,
     uploads: UploadManager[Descriptor] | None = None,
-    retry: RetryPolicy | None = None,
-    chunked: bool | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    allow_nondistributable: Sequence[str] = (),
 ) -> PushResult:
     """Push the local image ``src`` to ``dst`` (default: where ``src``'s name says).
 
     ``src`` is a local reference or image ID; a name without a tag means ``:latest``. ``dst``
     without a tag takes ``src``'s tag. ``session`` is borrowed (never closed); without one, a
     session is opened with ``session_options``. ``uploads`` is a shared upload manager (one per
-    process dedups concurrent pushes); without one, the push runs its own with ``limits``
-    and ``retry``. ``chunked``: None = monolithic PUT, falling back to chunks when the registry
-    refuses it; True/False = always that form. ``allow_nondistributable`` lists registries
-    (patterns as ``docker --allow-nondistributable-artifacts``) that may receive foreign layers.
-    Returns the digest the registry now serves under the tag.
+    process dedups concurrent pushes). Returns the digest the registry now serves under the tag.
     """
+    opts = options or PushOptions()
     out: ProgressSink = sink or NullSink()
-    image_id, source = await anyio.to_thread.run_sync(find_image, store, str(src))
-    ref = _target(src, dst, source)
+    image_id, source_ref = await anyio.to_thread.run_sync(find_image, store, str(src))
+    ref = _target(src, dst, source_ref)
+    assert ref.tag is not None
     async with held(store):
-        plan = await anyio.to_thread.run_sync(plan_push, store, image_id, source)
+        source = StoreSource(store, str(src), str(src))
         header = f"The push refers to repository [{ref.name}]"
         out.emit(ProgressEvent(status=header, is_message=True))
         lease = lease_session(session, session_options)
         try:
-            client = lease.session.client_for(ref)
-            target = BlobTarget(store, client, chunked, chunk_size)
-            allow = _allowed(ref, allow_nondistributable)
-            mounted = await _send_layers(
-                plan,
-                target,
-                out,
-                allow_foreign=allow,
-                lease=lease,
-                uploads=uploads,
-                limits=limits,
-                retry=retry,
+            memory = StoreBlobMemory(store, ref.registry, ref.repository)
+            dest = RegistryDestination(
+                lease.session.client_for(ref),
+                ref.tag,
+                memory=memory,
+                allow_foreign=_allowed(ref, opts.allow_nondistributable),
+                chunked=opts.chunked,
+                chunk_size=opts.chunk_size,
             )
-            digest = await _send_documents(plan, target, ref, mounted)
+            flow = Flow(
+                words=PUSH_WORDS,
+                line_ids=lambda d: (memory.diff_id(d) or d.digest).short,
+                top_first=True,
+                quiet_configs=True,
+                lease=lease,
+            )
+            copying = CopyOptions(all_platforms=True, limits=opts.limits, retry=opts.retry)
+            result = await copy_image(source, dest, copying, sink=out, flow=flow, uploads=uploads)
         finally:
             lease.release()
-        await anyio.to_thread.run_sync(_remember, store, plan, image_id, ref, digest)
-    size = len(plan.raw)
+            source.close()
+        digest = dest.pushed
+        assert digest is not None and source.plan is not None
+        await anyio.to_thread.run_sync(_remember, store, source.plan, image_id, ref, digest)
+    size = result.size
     out.emit(ProgressEvent(status=f"{ref.tag}: digest: {digest} size: {size}", is_message=True))
     out.emit(ProgressEvent(aux={"Tag": ref.tag, "Digest": str(digest), "Size": size}))
     return PushResult(digest, size, ref)
@@ -136,47 +155,6 @@ async def push(
 def _allowed(ref: Reference, patterns: Sequence[str]) -> bool:
     """Whether foreign layers may go to ``ref``'s registry."""
     return any(p in (ref.registry, "*") or familiar_match(p, ref) for p in patterns)
-
-
-async def _send_layers(
-    plan: PushPlan,
-    target: BlobTarget,
-    sink: ProgressSink,
-    *,
-    allow_foreign: bool,
-    lease: SessionLease,
-    uploads: UploadManager[Descriptor] | None,
-    limits: Limits | None,
-    retry: RetryPolicy | None,
-) -> list[str]:
-    """Make every layer blob exist in the target repository; return where mounts came from."""
-    descs = [
-        LayerPush(target, lb.desc, lb.diff_id, allow_foreign=allow_foreign, lease=lease)
-        for lb in plan.layers
-    ]
-    if not descs:
-        return []
-    async with AsyncExitStack() as stack:
-        if uploads is None:
-            uploads = await stack.enter_async_context(
-                UploadManager[Descriptor](limits=limits, retry=retry)
-            )
-        await uploads.upload(descs, sink, limits=limits)
-    return list(dict.fromkeys(d.mounted_from for d in descs if d.mounted_from))
-
-
-async def _send_documents(
-    plan: PushPlan, target: BlobTarget, ref: Reference, mounted: list[str]
-) -> Digest:
-    """Configs first, then child manifests by digest, then the manifest or index by tag."""
-    client = target.client
-    for config in plan.configs:
-        await anyio.to_thread.run_sync(push_small_blob, target, config, mounted)
-    for child in plan.children:
-        put = functools.partial(client.put_manifest, child.digest, child.raw, child.media_type)
-        await anyio.to_thread.run_sync(put)
-    assert ref.tag is not None
-    return await anyio.to_thread.run_sync(client.put_manifest, ref.tag, plan.raw, plan.media_type)
 
 
 def _remember(
@@ -193,8 +171,8 @@ def _remember(
 def push_sync(
     src: str | Reference,
     dst: str | Reference | None = None,
-    **options: Any,
+    options: PushOptions | None = None,
+    **context: Any,
 ) -> PushResult:
     """Blocking :func:`push` (runs its own event loop); same arguments."""
-    run = functools.partial(push, src, dst, **options)
-    return anyio.run(run, backend="asyncio")
+    return anyio.run(functools.partial(push, src, dst, options, **context), backend="asyncio")

@@ -1,6 +1,7 @@
-"""Pull's first stage: from a reference to the image manifests to pull (xfer-spec §4.2, §4.5).
+"""The engine's first stage: from a top document to the image manifests to move (xfer-spec
+§4.2, §4.5).
 
-The top document is fetched by tag or digest. Pulled by digest, its digest is checked before
+The top document is fetched by tag or digest. Fetched by digest, its digest is checked before
 anything is parsed (for signed schema1, the digest of the JWS payload, which is the one
 registries and docker name it by). An index (OCI index or Docker manifest list) is resolved to
 the best entry for the wanted platform — host by default — or to every entry with
@@ -19,7 +20,6 @@ from lorry.digest import Digest
 from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Index, Manifest, Schema1Manifest, parse_manifest
 from lorry.platform import Platform
-from lorry.reference import Reference
 
 __all__ = [
     "ManifestGetter",
@@ -27,8 +27,7 @@ __all__ = [
     "Target",
     "choose",
     "display_platform",
-    "resolve",
-    "resolve_from",
+    "verify_top",
 ]
 
 _MAX_NESTING = 4
@@ -73,44 +72,6 @@ def display_platform(platform: Platform) -> str:
     return str(platform)
 
 
-def resolve(
-    client: ManifestGetter,
-    ref: Reference,
-    *,
-    platform: Platform | None = None,
-    all_platforms: bool = False,
-) -> Resolved:
-    """Fetch the document ``ref`` names and choose the image manifest(s) to pull."""
-    wanted: str | Digest = Digest.parse(ref.digest) if ref.digest else (ref.tag or "latest")
-    return resolve_from(client, wanted, ref.name, platform=platform, all_platforms=all_platforms)
-
-
-def resolve_from(
-    client: ManifestGetter,
-    wanted: str | Digest,
-    name: str,
-    *,
-    platform: Platform | None = None,
-    all_platforms: bool = False,
-) -> Resolved:
-    """Fetch the document ``wanted`` names (``name`` in messages) and choose its image(s)."""
-    raw, media_type, digest = client.get_manifest(wanted)
-    if isinstance(wanted, Digest):
-        _verify_top(raw, media_type, wanted)
-        digest = wanted
-    by_digest = wanted if isinstance(wanted, Digest) else None
-    return choose(
-        client,
-        raw,
-        media_type,
-        digest,
-        name,
-        platform=platform,
-        all_platforms=all_platforms,
-        by_digest=by_digest,
-    )
-
-
 def choose(
     client: ManifestGetter,
     raw: bytes,
@@ -140,7 +101,7 @@ def choose(
     return Resolved(digest, doc.media_type, tuple(targets), tuple(indexes))
 
 
-def _verify_top(raw: bytes, media_type: str, wanted: Digest) -> None:
+def verify_top(raw: bytes, media_type: str, wanted: Digest) -> None:
     """Check the bytes against the digest asked for, before they are trusted at all."""
     if Digest.of(raw, wanted.algorithm) == wanted:
         return

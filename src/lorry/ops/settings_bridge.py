@@ -12,15 +12,17 @@ transfer manager built from the settings, so that the configured limits are the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import anyio
 
 from lorry.oci import Descriptor
-from lorry.ops.pull import PullResult, download_manager, pull
-from lorry.ops.push import PushResult, push
+from lorry.ops.pull import PullOptions, PullResult, download_manager, pull
+from lorry.ops.push import PushOptions, PushResult, push
 from lorry.ops.session import SessionOptions
+from lorry.progress import ProgressSink
 from lorry.reference import Reference
 from lorry.registry.auth import CredentialLookup
 from lorry.registry.config import RegistryConfig
@@ -31,8 +33,10 @@ from lorry.transfer.limits import default_cpu_limit
 
 __all__ = [
     "limits",
+    "pull_options",
     "pull_with_settings",
     "pull_with_settings_sync",
+    "push_options",
     "push_with_settings",
     "push_with_settings_sync",
     "registry_config",
@@ -82,27 +86,50 @@ def stall_timeout(settings: Settings) -> float | None:
     return settings.stall_timeout or None
 
 
-async def pull_with_settings(
-    ref: str | Reference, *, store: Store, settings: Settings, **options: Any
-) -> PullResult:
-    """:func:`lorry.ops.pull.pull` with a download manager, session and limits from settings.
+def pull_options(settings: Settings, **fields: Any) -> PullOptions:
+    """:class:`PullOptions` with limits, retries and stall timeout from ``settings``.
 
-    ``options`` are passed on (``platform``, ``sink``, ...) and win over the settings.
+    ``fields`` (``platform``, ``all_tags``, ``retry``, ...) win over the settings.
     """
-    lim = options.pop("limits", None) or limits(settings)
-    options.setdefault("session_options", session_options(settings))
-    if options.get("download_manager") is not None:
-        return await pull(ref, store=store, limits=lim, **options)
-    retry = options.pop("retry", None) or retry_policy(settings)
-    stall = options.pop("stall_timeout", stall_timeout(settings))
-    async with download_manager(store, limits=lim, retry=retry, stall_timeout=stall) as dm:
-        options["download_manager"] = dm
-        return await pull(ref, store=store, limits=lim, **options)
+    base = PullOptions(
+        limits=limits(settings),
+        retry=retry_policy(settings),
+        stall_timeout=stall_timeout(settings),
+    )
+    return replace(base, **fields)
 
 
-def pull_with_settings_sync(ref: str | Reference, **options: Any) -> PullResult:
+def push_options(settings: Settings, **fields: Any) -> PushOptions:
+    """:class:`PushOptions` with limits and retries from ``settings``; ``fields`` win."""
+    return replace(PushOptions(limits=limits(settings), retry=retry_policy(settings)), **fields)
+
+
+async def pull_with_settings(
+    ref: str | Reference,
+    *,
+    store: Store,
+    settings: Settings,
+    sink: ProgressSink | None = None,
+    **fields: Any,
+) -> PullResult:
+    """:func:`lorry.ops.pull.pull` with its own download manager built from ``settings``.
+
+    ``fields`` are :class:`PullOptions` fields and win over the settings.
+    """
+    opts = pull_options(settings, **fields)
+    sessions = session_options(settings)
+    manager = download_manager(
+        store, limits=opts.limits, retry=opts.retry, stall_timeout=opts.stall_timeout
+    )
+    async with manager as dm:
+        return await pull(
+            ref, opts, store=store, sink=sink, session_options=sessions, download_manager=dm
+        )
+
+
+def pull_with_settings_sync(ref: str | Reference, **kw: Any) -> PullResult:
     """:func:`pull_with_settings` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(pull_with_settings, ref, **options), backend="asyncio")
+    return anyio.run(partial(pull_with_settings, ref, **kw), backend="asyncio")
 
 
 async def push_with_settings(
@@ -111,24 +138,25 @@ async def push_with_settings(
     *,
     store: Store,
     settings: Settings,
-    **options: Any,
+    sink: ProgressSink | None = None,
+    **fields: Any,
 ) -> PushResult:
-    """:func:`lorry.ops.push.push` with an upload manager, session and limits from settings.
+    """:func:`lorry.ops.push.push` with its own upload manager built from ``settings``.
 
-    ``options`` are passed on (``sink``, ``chunked``, ...) and win over the settings.
+    ``fields`` are :class:`PushOptions` fields and win over the settings.
     """
-    lim = options.pop("limits", None) or limits(settings)
-    options.setdefault("session_options", session_options(settings))
-    if options.get("uploads") is not None:
-        return await push(src, dst, store=store, limits=lim, **options)
-    retry = options.pop("retry", None) or retry_policy(settings)
-    stall = options.pop("stall_timeout", stall_timeout(settings))
-    async with UploadManager[Descriptor](limits=lim, retry=retry, stall_timeout=stall) as uploads:
-        return await push(src, dst, store=store, limits=lim, uploads=uploads, **options)
+    opts = push_options(settings, **fields)
+    sessions = session_options(settings)
+    stall = stall_timeout(settings)
+    manager = UploadManager[Descriptor](limits=opts.limits, retry=opts.retry, stall_timeout=stall)
+    async with manager as uploads:
+        return await push(
+            src, dst, opts, store=store, sink=sink, session_options=sessions, uploads=uploads
+        )
 
 
 def push_with_settings_sync(
-    src: str | Reference, dst: str | Reference | None = None, **options: Any
+    src: str | Reference, dst: str | Reference | None = None, **kw: Any
 ) -> PushResult:
     """:func:`push_with_settings` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(push_with_settings, src, dst, **options), backend="asyncio")
+    return anyio.run(partial(push_with_settings, src, dst, **kw), backend="asyncio")

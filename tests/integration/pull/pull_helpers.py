@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lorry.ops.pull import PullResult, pull_sync
+from lorry.ops.pull import PullOptions, PullResult, pull_sync
+from lorry.progress import ProgressSink
 from lorry.store import Store
 from lorry.store.inspect import inspect_image
 from lorry.testing.builder import BuiltImage
@@ -27,10 +28,10 @@ def push(built: BuiltImage, registry: RegistryServer, repo: str = "pull/img") ->
     return push_layout(built, registry, name).removeprefix("docker://")
 
 
-def pull(store: Store, ref: str, **options: Any) -> PullResult:
-    """Pull with fast retries unless the test says otherwise."""
-    options.setdefault("retry", FAST_RETRY)
-    return pull_sync(ref, store=store, **options)
+def pull(store: Store, ref: str, *, sink: ProgressSink | None = None, **fields: Any) -> PullResult:
+    """Pull with fast retries unless the test says otherwise (``fields``: PullOptions)."""
+    fields.setdefault("retry", FAST_RETRY)
+    return pull_sync(ref, PullOptions(**fields), store=store, sink=sink)
 
 
 def inspect(store: Store, result: PullResult) -> dict[str, Any]:

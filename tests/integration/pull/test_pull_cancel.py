@@ -14,7 +14,7 @@ import pytest
 from pull_helpers import push, wait_for
 
 from lorry.errors import StallError
-from lorry.ops.pull import pull, pull_sync
+from lorry.ops.pull import PullOptions, pull, pull_sync
 from lorry.ops.session import SessionOptions
 from lorry.store import Store
 from lorry.store.fsck import fsck
@@ -53,13 +53,18 @@ def test_stall_watchdog_fails_the_attempt_and_keeps_the_bytes(
     root = tmp_path / "root"
     with Store.open(root) as store:
         with pytest.raises(StallError):
-            pull_sync(ref, store=store, session_options=PATIENT, retry=ONE_TRY, stall_timeout=2.0)
+            pull_sync(
+                ref,
+                PullOptions(retry=ONE_TRY, stall_timeout=2.0),
+                store=store,
+                session_options=PATIENT,
+            )
         assert stall.started.is_set() and not stall.released.is_set()
         assert _partial_bytes(root) > 0
         stall.release()
         proxy.clear()
         before = proxy.blob_bytes_sent
-        result = pull_sync(ref, store=store, retry=ONE_TRY)
+        result = pull_sync(ref, PullOptions(retry=ONE_TRY), store=store)
         assert result.image_id == built.config_digest
         assert proxy.blob_bytes_sent - before < built.layer_sizes[0] + len(built.config_bytes)
         assert fsck(store).ok
@@ -77,7 +82,12 @@ def test_cancelling_a_stalled_pull_returns_at_once(
 
             async def one() -> None:
                 try:
-                    await pull(ref, store=store, session_options=PATIENT, stall_timeout=None)
+                    await pull(
+                        ref,
+                        PullOptions(stall_timeout=None),
+                        store=store,
+                        session_options=PATIENT,
+                    )
                     outcome.append("finished")
                 except anyio.get_cancelled_exc_class():
                     outcome.append("cancelled")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from push_helpers import anonymous
 
-from lorry.ops.push import PushResult, push_sync
+from lorry.ops.push import PushOptions, PushResult, push_sync
 from lorry.progress import CollectingSink
 from lorry.store import Store
 
@@ -25,10 +25,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def do_push(store: Store) -> Pusher:
-    def run(src: str, dst: str | None = None, **options: Any) -> tuple[PushResult, CollectingSink]:
-        options.setdefault("session_options", anonymous())
+    def run(
+        src: str, dst: str | None = None, *, session_options: Any = None, **fields: Any
+    ) -> tuple[PushResult, CollectingSink]:
         sink = CollectingSink()
-        result = push_sync(src, dst, store=store, sink=sink, **options)
+        opts = PushOptions(**fields)
+        sessions = session_options or anonymous()
+        result = push_sync(src, dst, opts, store=store, sink=sink, session_options=sessions)
         return result, sink
 
     return run

@@ -10,7 +10,7 @@ from push_helpers import anonymous, layer_statuses
 
 from lorry.cli.app import run
 from lorry.oci import Index
-from lorry.ops.pull import pull_sync
+from lorry.ops.pull import PullOptions, pull_sync
 from lorry.store import Store
 from lorry.testing.skopeo import push_layout, skopeo_copy, skopeo_inspect_raw
 
@@ -71,7 +71,9 @@ def test_two_platform_index_round_trips(registry, image_builder, store: Store, d
     built = image_builder(layers=2, seed=723, platforms=["linux/amd64", "linux/arm64"])
     assert built.index_bytes is not None
     src = push_layout(built, registry, "pushpull/multi", "v1").removeprefix("docker://")
-    pulled = pull_sync(src, store=store, all_platforms=True, session_options=anonymous())
+    pulled = pull_sync(
+        src, PullOptions(all_platforms=True), store=store, session_options=anonymous()
+    )
     assert pulled.manifest_digest == built.index_digest
     dst = f"{registry.host}/pushpull/multi-copy:v1"
     result, sink = do_push(src, dst)

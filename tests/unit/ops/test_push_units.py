@@ -1,9 +1,7 @@
-"""Pure parts of push: mount candidates, the progress reader, target names, planning, skips."""
+"""Pure parts of push: mount candidates, target names, planning, foreign-layer skips."""
 
 from __future__ import annotations
 
-import io
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +14,8 @@ from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import CancelledError, InvalidInputError, LorryError
 from lorry.oci import Descriptor, Index, Manifest
+from lorry.ops.blob_move import PUSH_WORDS, BlobCopy
 from lorry.ops.push import _allowed, _target
-from lorry.ops.push_blob import BlobTarget, ProgressReader, mount_candidates
-from lorry.ops.push_layer import LayerPush
 from lorry.progress import ProgressEvent
 from lorry.reference import parse
 from lorry.registry.client import RegistryClient
@@ -27,7 +24,9 @@ from lorry.store.distmeta import RemoteBlob
 from lorry.store.references import Ref
 from lorry.testing.builder import build_image
 from lorry.testing.store_fill import fill_store
-from lorry.transports.registry import refuses_monolithic
+from lorry.transports import ImageSource
+from lorry.transports.registry import RegistryDestination, refuses_monolithic
+from lorry.transports.store_memory import mount_candidates
 from lorry.transports.store_plan import build_manifest, plan_push
 
 D1 = Digest.of(b"one")
@@ -54,48 +53,6 @@ def test_mount_candidates_prefer_shared_path_then_recency_and_respect_the_budget
     ]
     assert mount_candidates(records, D1, "team/app/dst", 50_000) == ["team/app/old"]
     assert mount_candidates([], D1, "team/app/dst", 50_000) == []
-
-
-def test_progress_reader_reports_by_the_shared_throttle_and_at_the_end() -> None:
-    # 1 % of 1.3 MB is 13,000 bytes: with 10,000-byte reads every second read is due.
-    data = bytes(1_300_000)
-    seen: list[int] = []
-    ends: list[bool] = []
-    reader = ProgressReader(
-        io.BytesIO(data), len(data), report=seen.append, on_end=lambda: ends.append(True)
-    )
-    while reader.read(10_000):
-        pass
-    assert seen == list(range(20_000, 1_300_001, 20_000))
-    assert ends == [True]
-    reader.seek(0)
-    assert reader.position == 0 and reader.tell() == 0 and reader.seekable()
-    seen.clear()
-    reader.read(20_000)  # after a seek back the throttle counts from the new position
-    assert seen == [20_000]
-
-
-def test_progress_reader_steps_half_a_mebibyte_on_large_blobs() -> None:
-    total = 100 * 524_288  # 1 % is more than 512 KiB: the 512 KiB step applies
-    seen: list[int] = []
-    reader = ProgressReader(_Zeros(), total, report=seen.append)  # type: ignore[arg-type]
-    for _ in range(4):
-        reader.read(262_144)
-    assert seen == [524_288, 1_048_576]
-
-
-class _Zeros:
-    def read(self, n: int = -1) -> bytes:
-        return bytes(n)
-
-
-def test_progress_reader_stops_once_cancelled() -> None:
-    cancelled = threading.Event()
-    reader = ProgressReader(io.BytesIO(b"abc"), 3, cancelled=cancelled)
-    assert reader.read(1) == b"a"
-    cancelled.set()
-    with pytest.raises(CancelledError):
-        reader.read(1)
 
 
 @pytest.mark.parametrize(
@@ -152,9 +109,9 @@ class _Progress:
 
 def test_foreign_layer_is_skipped_without_touching_the_registry() -> None:
     client = cast(RegistryClient, type("C", (), {"registry": "r.example", "repository": "a"})())
-    target = BlobTarget(cast(Store, None), client)
+    dest = RegistryDestination(client, "v1")
     desc = Descriptor(mt.DOCKER_FOREIGN_LAYER, D1, 10, urls=("https://x.example/l",))
-    push = LayerPush(target, desc, D2)
+    push = BlobCopy(cast(ImageSource, None), dest, desc, words=PUSH_WORDS, line_id=D2.short)
     progress = _Progress()
     assert anyio.run(push.upload, progress) == desc
     assert [(e.id, e.status) for e in progress.events] == [(D2.short, "Skipped foreign layer")]
