@@ -309,12 +309,11 @@ class OciLayoutDestination:
         """Write the blob through the resumable, verifying ingest (:class:`DirectoryBlobs`).
 
         IntegrityError (after deleting the partial data) when size or digest do not match.
+        Empty partial-data directories are removed at commit or abort, not here: other blobs
+        of this copy are being written into them at the same time.
         """
         self._ensure()
-        try:
-            write_blob(self._blobs.writer(desc, on_wait), open_at)
-        finally:
-            self._tidy_ingest()
+        write_blob(self._blobs.writer(desc, on_wait), open_at)
 
     def _tidy_ingest(self) -> None:
         """Remove lorry's partial-data directories when they hold nothing."""
