@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from lorry import __version__
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 
-__all__ = ["CliContext", "cli", "pass_context", "run"]
+__all__ = ["COMMAND_MODULES", "CliContext", "cli", "pass_context", "run"]
 
 
 @dataclass
@@ -29,8 +30,35 @@ class CliContext:
 
 pass_context = click.make_pass_decorator(CliContext)
 
+#: Which module defines each command: a command's module (and what it imports) loads only when
+#: that command runs or help lists them, so ``lorry --version`` starts fast (a test keeps this
+#: table equal to the commands the modules define).
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(["save", "load"], "lorry.cli.archive_cmds"),
+    "copy": "lorry.cli.copy_cmd",
+    "pull": "lorry.cli.pull_cmd",
+    "push": "lorry.cli.push_cmd",
+    **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
+    **dict.fromkeys(["images", "inspect", "tag", "rmi", "prune", "fsck"], "lorry.cli.store_cmds"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A click group whose commands register themselves when their module is imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, without importing any command module."""
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing its module first (the module adds it to this group)."""
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lorry")
 @click.option(
     "--root",

@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 from lorry.cli.app import CliContext, cli, pass_context
-from lorry.ops.archive import load_sync, save_sync
 from lorry.progress import NullSink
 from lorry.store import Store
 
@@ -28,6 +27,8 @@ __all__ = ["load_cmd", "save_cmd"]
 @pass_context
 def save_cmd(ctx: CliContext, images: tuple[str, ...], output: str) -> None:
     """Save local IMAGES to a docker-archive (what docker load reads)."""
+    from lorry.ops.archive import save_sync  # here, not at import: start-up time
+
     with Store.open(ctx.root) as store:
         if output != "-":
             save_sync(list(images), Path(output), store=store, sink=NullSink())
@@ -46,6 +47,8 @@ def save_cmd(ctx: CliContext, images: tuple[str, ...], output: str) -> None:
 @pass_context
 def load_cmd(ctx: CliContext, source: str, quiet: bool) -> None:
     """Load the images of a docker-archive (what docker save writes) into the store."""
+    from lorry.ops.archive import load_sync  # here, not at import: start-up time
+
     with Store.open(ctx.root) as store, tempfile.TemporaryDirectory(prefix="lorry-load-") as tmp:
         path = Path(source)
         if source == "-":

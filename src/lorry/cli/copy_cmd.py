@@ -16,8 +16,6 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.render import make_renderer
-from lorry.ops.copy import CopyOptions, copy_sync
-from lorry.ops.settings_bridge import limits, retry_policy, session_options
 from lorry.platform import Platform
 from lorry.progress import NullSink, ProgressSink
 from lorry.store import Store
@@ -67,6 +65,13 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
     quiet: bool,
 ) -> None:
     """Copy the image SOURCE names to DESTINATION; print its digest."""
+    from lorry.ops.copy import CopyOptions, copy_sync  # here, not at import: start-up time
+    from lorry.ops.settings_bridge import (  # here, not at import: start-up time
+        limits,
+        retry_policy,
+        session_options,
+    )
+
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
     options = CopyOptions(
         platforms=tuple(Platform.parse(p) for p in platforms),

@@ -11,18 +11,19 @@ as an ``errorDetail`` message (the exit code still says what kind of failure it 
 from __future__ import annotations
 
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.render import make_renderer
 from lorry.errors import LorryError, exit_code
-from lorry.ops.pull import PullResult
-from lorry.ops.settings_bridge import pull_with_settings_sync
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import parse
 from lorry.store import Store
+
+if TYPE_CHECKING:
+    from lorry.ops.pull import PullResult
 
 __all__ = ["pull_cmd"]
 
@@ -81,6 +82,10 @@ def pull_cmd(
     downloads: int | None,
 ) -> None:
     """Pull an image (or every tag of a repository) from a registry into the store."""
+    from lorry.ops.settings_bridge import (
+        pull_with_settings_sync,
+    )  # here, not at import: start-up time
+
     sink: ProgressSink = NullSink() if quiet else make_renderer(mode, sys.stderr)
     if not all_tags and parse(reference).is_name_only:
         sink.emit(ProgressEvent(status="Using default tag: latest", is_message=True))

@@ -14,9 +14,7 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.render import make_renderer
-from lorry.ops.settings_bridge import push_with_settings_sync
 from lorry.progress import NullSink, ProgressSink
-from lorry.registry.uploads import DEFAULT_CHUNK_SIZE
 from lorry.store import Store
 
 __all__ = ["push_cmd"]
@@ -42,7 +40,7 @@ __all__ = ["push_cmd"]
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
-    default=DEFAULT_CHUNK_SIZE,
+    default=4 * 1024 * 1024,  # lorry.registry.uploads.DEFAULT_CHUNK_SIZE (a test checks)
     show_default=True,
     help="Bytes per PATCH for chunked uploads.",
 )
@@ -71,6 +69,10 @@ def push_cmd(  # noqa: PLR0917 - click passes options positionally
     allow_nondist: tuple[str, ...],
 ) -> None:
     """Push SOURCE (a local image) to the registry its name names, or to TARGET."""
+    from lorry.ops.settings_bridge import (
+        push_with_settings_sync,
+    )  # here, not at import: start-up time
+
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
     with Store.open(ctx.root) as store:
         result = push_with_settings_sync(

@@ -14,17 +14,16 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.errors import InvalidInputError
-from lorry.ops.settings_bridge import registry_config
 from lorry.reference import parse, parse_docker_ref
-from lorry.registry import credentials
-from lorry.registry.client import RegistrySession
-from lorry.registry.config import DOCKER_HUB
 
 __all__ = ["digest_cmd", "login_cmd", "logout_cmd", "ls_cmd", "manifest_cmd"]
 
 
 def _server(server: str | None) -> str:
     """The registry host a login command names (Docker Hub when none, URLs accepted)."""
+    from lorry.registry import credentials  # here, not at import: start-up time
+    from lorry.registry.config import DOCKER_HUB
+
     if not server:
         return DOCKER_HUB
     host = credentials.normalize_host(server)
@@ -45,6 +44,10 @@ def login_cmd(
     password_stdin: bool,
 ) -> None:
     """Check credentials against a registry and save them as docker does."""
+    from lorry.ops.settings_bridge import registry_config
+    from lorry.registry import credentials  # here, not at import: start-up time
+    from lorry.registry.client import RegistrySession
+
     registry = _server(server)
     if password_stdin:
         if password:
@@ -67,6 +70,8 @@ def login_cmd(
 @pass_context
 def logout_cmd(ctx: CliContext, server: str | None) -> None:
     """Forget the saved credentials of a registry."""
+    from lorry.registry import credentials  # here, not at import: start-up time
+
     del ctx
     registry = _server(server)
     if credentials.erase(registry):
@@ -81,6 +86,9 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
 @pass_context
 def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
     """List the tags of a repository, one per line."""
+    from lorry.ops.settings_bridge import registry_config
+    from lorry.registry.client import RegistrySession  # here, not at import: start-up time
+
     ref = parse(repository)
     if not ref.is_name_only:
         raise InvalidInputError(f"{repository}: give a repository without tag or digest")
@@ -95,6 +103,9 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
 @pass_context
 def manifest_cmd(ctx: CliContext, reference: str) -> None:
     """Print a manifest's raw bytes, exactly as the registry stores them."""
+    from lorry.ops.settings_bridge import registry_config
+    from lorry.registry.client import RegistrySession  # here, not at import: start-up time
+
     ref = parse_docker_ref(reference)
     with RegistrySession(registry_config(ctx.settings)) as session:
         raw, _, _ = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
@@ -108,6 +119,9 @@ def manifest_cmd(ctx: CliContext, reference: str) -> None:
 @pass_context
 def digest_cmd(ctx: CliContext, reference: str) -> None:
     """Print a manifest's digest, computed from its bytes."""
+    from lorry.ops.settings_bridge import registry_config
+    from lorry.registry.client import RegistrySession  # here, not at import: start-up time
+
     ref = parse_docker_ref(reference)
     with RegistrySession(registry_config(ctx.settings)) as session:
         _, _, digest = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")

@@ -1,0 +1,43 @@
+"""The command line loads only the command it runs: a fast ``--version``, light store commands."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+from lorry.cli.app import COMMAND_MODULES, cli
+
+_PROBE = """
+import sys
+from lorry.cli import run
+code = run(sys.argv[1:])
+prefixes = ("anyio", "lorry.registry", "lorry.transfer", "lorry.ops", "lorry.transports")
+heavy = sorted(m for m in sys.modules if m.startswith(prefixes))
+print(repr((code, heavy)))
+"""
+
+
+def _loaded(*argv: str) -> tuple[int, list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, check=True
+    ).stdout
+    code, heavy = ast.literal_eval(out.strip().splitlines()[-1])
+    return code, heavy
+
+
+def test_the_command_table_names_every_command_its_modules_define() -> None:
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(module)
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name, module in COMMAND_MODULES.items():
+        assert cli.commands[name].callback is not None
+        assert cli.commands[name].callback.__module__ == module
+
+
+def test_version_and_store_commands_import_no_transfer_registry_or_anyio(tmp_path: Path) -> None:
+    assert _loaded("--version") == (0, [])
+    code, heavy = _loaded("--root", str(tmp_path / "store"), "images", "--format", "json")
+    assert (code, heavy) == (0, [])
