@@ -36,7 +36,7 @@ from lorry.transfer.download import LayerRelease
 from lorry.transfer.protocols import ExtractProgress, TransferProgress, blob_key
 from lorry.transports import ImageSource
 from lorry.transports.registry import RegistrySource
-from lorry.transports.store import StoreDestination
+from lorry.transports.store import StoreDestination, blob_is_sound
 
 __all__ = [
     "FetchedLayer",
@@ -134,8 +134,20 @@ class StoreLayers:
         self.store = store
 
     async def get(self, chain_id: ChainID) -> Layer | None:
-        """The registered layer with this ChainID, or None."""
-        return await anyio.to_thread.run_sync(self.store.layers.find, chain_id)
+        """The registered layer with this ChainID whose blob is present and of its size.
+
+        A layer whose blob was deleted or cut short is not "Already exists": it is fetched
+        again (and found registered when it is put back).
+        """
+
+        def find() -> Layer | None:
+            layer = self.store.layers.find(chain_id)
+            if layer is None:
+                return None
+            desc = Descriptor(layer.media_type, layer.blob_digest, layer.blob_size)
+            return layer if blob_is_sound(self.store, desc) else None
+
+        return await anyio.to_thread.run_sync(find)
 
     async def register(
         self, handle: FetchedLayer, parent: ChainID | None, progress: ExtractProgress
@@ -228,7 +240,7 @@ async def _one_image(
                 f"image {config.digest}: layers from manifest don't match image configuration "
                 f"({len(manifest.layers)} layers, {len(config.diff_ids)} DiffIDs)"
             )
-        if await anyio.to_thread.run_sync(dest.has_image, config.digest):
+        if await anyio.to_thread.run_sync(dest.has_image, manifest):
             return None
         layers = list(manifest.layers)
         claimed = [DiffID(d) for d in config.diff_ids]

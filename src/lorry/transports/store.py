@@ -11,6 +11,7 @@ documents (:mod:`~lorry.transports.store_records`) and moves the tag. Both hold
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Protocol
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import IntegrityError, InvalidInputError
-from lorry.oci import Descriptor, Manifest, Schema1Manifest, parse_manifest
+from lorry.oci import MAX_CONFIG_SIZE, Descriptor, Manifest, Schema1Manifest, parse_manifest
 from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.platform import Platform, ranked
 from lorry.reference import Reference, parse_docker_ref
@@ -31,7 +32,22 @@ from lorry.transports.protocols import BlobOpener, DestinationProperties, WaitHo
 from lorry.transports.store_plan import PushPlan, plan_push
 from lorry.transports.store_records import Document, record_image, record_refs
 
-__all__ = ["StoreDestination", "StoreSource"]
+__all__ = ["StoreDestination", "StoreSource", "blob_is_sound"]
+
+log = logging.getLogger(__name__)
+
+
+def blob_is_sound(store: Store, desc: Descriptor) -> bool:
+    """The stored blob has the descriptor's size (and, unless a layer, hashes to its digest)."""
+    try:
+        size = store.layout.blob(desc.digest).stat().st_size
+    except FileNotFoundError:
+        return False
+    if size != desc.size:
+        return False
+    if mt.is_layer(desc.media_type) or size > MAX_CONFIG_SIZE:
+        return True
+    return Digest.of(store.content.read_bytes(desc.digest), desc.digest.algorithm) == desc.digest
 
 
 class StoreSource:
@@ -139,8 +155,19 @@ class StoreDestination:
         )
 
     def reuse_blob(self, desc: Descriptor) -> bool:
-        """True when the store holds the blob already."""
-        return self.store.content.exists(desc.digest)
+        """True when the store holds the blob, sound; a damaged copy is deleted to be fetched.
+
+        Sound: the file has the descriptor's size, and a blob that is not a layer (a config,
+        small) also hashes to its digest. A layer's bytes are not re-hashed here (that would
+        read the whole image on every pull); ``lorry fsck`` does.
+        """
+        if not self.store.content.exists(desc.digest):
+            return False
+        if blob_is_sound(self.store, desc):
+            return True
+        log.warning("blob %s in store %s is damaged; fetching it again", desc.digest, self._name)
+        self.store.content.delete(desc.digest)
+        return False
 
     def put_blob(
         self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
@@ -153,9 +180,11 @@ class StoreDestination:
 
     # -- what the engine asks of a destination that registers layers -------------------------
 
-    def has_image(self, config: Digest) -> bool:
-        """True when the image with this config (its ID) is in the store: no layer to fetch."""
-        return self.store.images.find(config) is not None
+    def has_image(self, manifest: Manifest) -> bool:
+        """True when the manifest's image is in the store with every blob present and sound."""
+        if self.store.images.find(manifest.config.digest) is None:
+            return False
+        return all(self.reuse_blob(d) for d in [manifest.config, *manifest.layers])
 
     def known_diff_id(self, blob: Digest) -> DiffID | None:
         """The DiffID the store computed for ``blob`` before (never a config's claim)."""
@@ -233,7 +262,7 @@ class StoreDestination:
             config = self.store.content.put_bytes(raw, media_type=mt.DOCKER_CONFIG).digest
             return self._record(config, docs, pairs)
         config = manifest.config.digest
-        if self.has_image(config) and manifest.digest not in self._written.rootfs:
+        if manifest.digest not in self._written.rootfs and self.has_image(manifest):
             return self._record(config, docs, [])
         pairs = self._rootfs(manifest, manifest.layers)
         raw = self.store.content.read_bytes(config)

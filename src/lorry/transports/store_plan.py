@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest
-from lorry.errors import InvalidInputError, NotFoundError, UnsupportedError
+from lorry.errors import IntegrityError, InvalidInputError, NotFoundError, UnsupportedError
 from lorry.oci import Descriptor, Index, Manifest
 from lorry.store import Store
 from lorry.store.references import Ref
@@ -70,9 +70,20 @@ def _layer_blobs(store: Store, manifest: Manifest) -> list[LayerBlob] | None:
     return out
 
 
+def _document(store: Store, digest: Digest) -> bytes:
+    """A recorded document's bytes, checked: a damaged one is an error, never replaced."""
+    raw = store.content.read_bytes(digest)
+    if Digest.of(raw, digest.algorithm) != digest:
+        raise IntegrityError(
+            f"stored manifest {digest} in store {store.root} is damaged (its bytes hash to "
+            f"{Digest.of(raw, digest.algorithm)}); pull the image again"
+        )
+    return raw
+
+
 def _manifest_plan(store: Store, digest: Digest, media_type: str) -> PushPlan | None:
     """A plan for a recorded image manifest; None when its blobs are not all in the store."""
-    manifest = Manifest.parse(store.content.read_bytes(digest), media_type)
+    manifest = Manifest.parse(_document(store, digest), media_type)
     layers = _layer_blobs(store, manifest)
     if layers is None or not store.content.exists(manifest.config.digest):
         return None
@@ -83,7 +94,7 @@ def _index_plan(store: Store, digest: Digest, media_type: str) -> PushPlan | Non
     """A plan for a recorded index: every child must be complete in the store, else None."""
     if not store.content.exists(digest):
         return None
-    index = Index.parse(store.content.read_bytes(digest), media_type)
+    index = Index.parse(_document(store, digest), media_type)
     plan = PushPlan(index.raw, index.media_type, index.digest)
     for child in index.manifests:
         if not _is_image_manifest(child.media_type) or not store.content.exists(child.digest):
