@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,28 @@ def test_pull_heals_a_damaged_store(
             check=True,
         ).stdout
     )["config"]["digest"] == str(built.config_digest)
+
+
+def test_pushes_that_fail_fast_never_die_of_a_signal(
+    registry: RegistryServer, image_builder, tmp_path: Path
+) -> None:
+    # A worker thread still in the store when the command closes it once segfaulted (exit 139).
+    built = image_builder(layers=4, seed=1604)
+    root, src = _pulled(registry, built, tmp_path, "damage/fast-fail-src")
+    path = _blob(root, built.layer_digests[2])
+    path.write_bytes(path.read_bytes()[:1000])
+    with start_registry(tmp_path / "other") as other:
+        cmd = [sys.executable, "-m", "lorry", "--root", str(root), "push", "-q", src]
+        codes: list[int] = []
+        for batch in range(10):
+            procs = [
+                subprocess.Popen(
+                    [*cmd, f"{other.host}/damage/fast-fail-{batch}-{i}:v1"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in range(4)
+            ]
+            codes += [p.wait(timeout=120) for p in procs]
+    assert all(code > 0 for code in codes), codes  # failed, and by exit code, not by signal
+    assert set(codes) <= {2, 4}, codes
