@@ -19,16 +19,30 @@ from lorry.errors import InvalidInputError
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """``json.loads``, where nesting too deep to decode is a ValueError like any bad JSON.
+
+    Every JSON document lorry reads from outside goes through here: a hostile reply nested
+    100,000 deep must end in one error line, not a RecursionError traceback.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def load_object(raw: bytes, what: str, max_size: int) -> dict[str, Any]:
     """Decode ``raw`` as one JSON object of at most ``max_size`` bytes."""
     if len(raw) > max_size:
         raise InvalidInputError(f"{what}: {len(raw)} bytes is over the {max_size}-byte limit")
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = parse_json(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise InvalidInputError(f"{what}: not UTF-8 JSON: {e.reason} at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"{what}: not JSON: {e.msg} at byte {e.pos}") from None
+    except ValueError as e:
+        raise InvalidInputError(f"{what}: not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise InvalidInputError(f"{what}: not a JSON object")
     return obj

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +20,7 @@ from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError
 from lorry.oci import _detect, _json
+from lorry.oci._json import parse_json
 
 __all__ = ["Schema1Manifest", "jws_payload"]
 
@@ -174,9 +174,9 @@ def _v1_image(text: str, index: int) -> tuple[str, str]:
     """``(id, parent)`` of one v1Compatibility entry, the ID checked as moby's ValidateID."""
     what = f"schema1 manifest history[{index}].v1Compatibility"
     try:
-        image = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidInputError(f"{what}: not JSON: {e.msg}") from None
+        image = parse_json(text)
+    except ValueError as e:  # JSONDecodeError, or nested too deep
+        raise InvalidInputError(f"{what}: not JSON: {getattr(e, 'msg', e)}") from None
     if not isinstance(image, dict):
         raise InvalidInputError(f"{what}: not a JSON object")
     image_id = _json.opt_str(image, "id", what) or ""

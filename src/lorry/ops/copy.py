@@ -45,6 +45,7 @@ from lorry.platform import Platform, ranked
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.registry.client import RegistrySession
 from lorry.store import Store
+from lorry.store.layers import MAX_DEPTH
 from lorry.transfer import Limits, RetryPolicy, UploadManager
 from lorry.transports import ImageDestination, ImageSource, parse_transport
 from lorry.transports.registry import RegistrySource
@@ -61,6 +62,12 @@ __all__ = [
     "copy_sync",
     "resolve_source",
 ]
+
+
+#: The most layers an image may have for a copy anywhere but the store (whose limit is
+#: ``MAX_DEPTH``, docker's 125): checked before any blob is fetched, so a hostile manifest
+#: costs nothing but its own bytes.
+MAX_LAYERS = 1000
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ async def copy_resolved(
     out: ProgressSink = sink or NullSink()
     try:
         into_store = isinstance(dest, StoreDestination)
+        _check_bounds(resolved, MAX_DEPTH if into_store else MAX_LAYERS, dest.name)
         plan = (
             _store_plan(resolved, raw)
             if into_store
@@ -414,6 +422,17 @@ def _plan(
     nested = [(ix.raw, ix.media_type, ix.digest) for ix in reversed(resolved.indexes[1:])]
     top = (raw, resolved.media_type, resolved.digest)
     return _Plan(list(layers.values()), plan_configs, children + nested, top)
+
+
+def _check_bounds(resolved: Resolved, max_layers: int, name: str) -> None:
+    """Refuse, before any blob is asked for, an image with more layers than ``name`` takes."""
+    for target in resolved.targets:
+        manifest = target.manifest
+        count = len(manifest.layers if isinstance(manifest, Manifest) else manifest.fs_layers)
+        if count > max_layers:
+            raise UnsupportedError(
+                f"manifest {target.digest}: {count} layers, more than the {max_layers} {name} takes"
+            )
 
 
 def _store_plan(resolved: Resolved, raw: bytes) -> _Plan:

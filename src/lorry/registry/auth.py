@@ -16,7 +16,6 @@ over plain HTTP to a host that is not loopback or marked insecure.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from lorry.errors import AuthError, LorryError
+from lorry.oci._json import parse_json
 from lorry.registry.challenge import Challenge, parse_challenges
 from lorry.registry.config import RegistryConfig
 from lorry.registry.errors import MAX_ERROR_BODY, error_for_status
@@ -289,7 +289,7 @@ class Authenticator:
                 )
             )
         try:
-            doc = json.loads(data)
+            doc = parse_json(data)
         except ValueError as exc:
             raise AuthError(f"{what}: token service sent a reply that is not JSON") from exc
         return doc if isinstance(doc, dict) else None

@@ -10,7 +10,6 @@ unknown``. Every URL in it is redacted.
 
 from __future__ import annotations
 
-import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from lorry.errors import (
     UnavailableError,
     UnsupportedError,
 )
+from lorry.oci._json import parse_json
 from lorry.registry.redact import redact_text, redact_url
 
 __all__ = [
@@ -48,7 +48,7 @@ def parse_error_body(body: bytes, content_type: str | None) -> tuple[list[str], 
     text = body.decode("utf-8", "replace").strip()
     if text.startswith("{"):
         try:
-            doc: Any = json.loads(text)
+            doc: Any = parse_json(text)
         except ValueError:
             doc = None
         errors = doc.get("errors") if isinstance(doc, dict) else None

@@ -9,7 +9,6 @@ against the document's own ``mediaType``; documents are capped at 4 MiB as conta
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from lorry.errors import (
     NotFoundError,
     UnsupportedError,
 )
+from lorry.oci._json import parse_json
 from lorry.registry.redact import get_logger
 from lorry.registry.repo import RepoContext
 
@@ -184,7 +184,7 @@ def delete_manifest(ctx: RepoContext, digest: Digest | str) -> None:
 def _load(raw: bytes, what: str) -> dict[str, Any]:
     """The manifest as a JSON object; InvalidInputError when it is not one."""
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw)
     except ValueError as exc:
         raise InvalidInputError(f"{what}: manifest is not valid JSON") from exc
     if not isinstance(doc, dict):

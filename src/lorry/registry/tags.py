@@ -7,11 +7,11 @@ Link; that ends the list too. ``n`` is capped at 1000 (ECR rejects more).
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import urljoin
 
 from lorry.errors import InvalidInputError, UnavailableError
+from lorry.oci._json import parse_json
 from lorry.registry.config import Endpoint
 from lorry.registry.repo import RepoContext
 from lorry.registry.session import Response
@@ -95,7 +95,7 @@ def _page(resp: Response, key: str, what: str) -> list[str]:
     if longer:
         raise UnavailableError(f"{what}: page larger than {_MAX_PAGE_BYTES} bytes")
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw)
     except ValueError as exc:
         raise UnavailableError(f"{what}: reply is not JSON") from exc
     items = doc.get(key) if isinstance(doc, dict) else None

@@ -8,13 +8,13 @@ so that a push can send them byte-for-byte.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from lorry.digest import ChainID, DiffID, Digest, chain_id
 from lorry.errors import InvalidInputError, NotFoundError
+from lorry.oci._json import parse_json
 from lorry.store.content import LocalContentStore
 from lorry.store.db import Database
 from lorry.store.layers import LayerStore
@@ -34,7 +34,7 @@ class Image:
 def parse_config(raw: bytes, what: str = "image config") -> dict[str, Any]:
     """Parse an image config and check its ``rootfs`` (the part the store relies on)."""
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw)
     except ValueError as exc:
         raise InvalidInputError(f"{what}: not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):

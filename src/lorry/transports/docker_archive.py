@@ -15,7 +15,6 @@ here) writes what Docker 20.10, current Docker and skopeo all load.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import tarfile
 import threading
@@ -30,6 +29,7 @@ from lorry.errors import (
     NotFoundError,
 )
 from lorry.oci import Descriptor, Manifest
+from lorry.oci._json import parse_json
 from lorry.reference import parse_docker_ref
 from lorry.transports.docker_archive_writer import DockerArchiveDestination
 from lorry.transports.files import FileBlobStream
@@ -172,8 +172,8 @@ class DockerArchiveSource:
             )
         what = f"docker-archive {self._path}: manifest.json"
         try:
-            doc = json.loads(self._read(info))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = parse_json(self._read(info))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise InvalidInputError(f"{what}: not JSON: {exc}") from exc
         if not isinstance(doc, list):
             raise InvalidInputError(f"{what}: not a JSON list")

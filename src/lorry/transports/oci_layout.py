@@ -34,6 +34,7 @@ from lorry.errors import (
     StoreError,
 )
 from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
+from lorry.oci._json import parse_json
 from lorry.store.fsutil import atomic_write, os_error
 from lorry.transports.files import DirectoryBlobs, FileBlobStream, write_blob
 from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties, WaitHook
@@ -74,7 +75,7 @@ def _load_json(path: Path, what: str) -> Any:
     except OSError as exc:
         raise os_error(exc, "reading", path) from exc
     try:
-        return json.loads(data)
+        return parse_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{what}: {path} is not valid JSON: {exc}") from None
 
@@ -167,7 +168,7 @@ class OciLayoutSource:
             if e.digest == digest:
                 return e.media_type
         try:
-            obj = json.loads(raw)
+            obj = parse_json(raw)
         except ValueError:
             obj = None
         if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
