@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from lorry import __version__
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 
-__all__ = ["COMMAND_MODULES", "CliContext", "cli", "pass_context", "run"]
+__all__ = ["COMMAND_MODULES", "CliContext", "cli", "pass_context", "printable", "run"]
 
 
 @dataclass
@@ -119,6 +120,15 @@ def run(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``: a registry's words (an error, a
+    name) never reach the terminal as escape sequences."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _one_line(exc: BaseException) -> str:
     """The error and the lorry errors that caused it on one line, outermost first.
 
@@ -128,7 +138,7 @@ def _one_line(exc: BaseException) -> str:
     parts: list[str] = []
     cur: BaseException | None = exc
     while cur is not None and (cur is exc or isinstance(cur, LorryError)):
-        text = " ".join(str(cur).split())
+        text = printable(" ".join(str(cur).split()))
         if text and not any(text in p for p in parts):
             parts.append(text)
         cur = cur.__cause__

@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 from lorry.errors import AuthError, LorryError
 from lorry.oci._json import parse_json
 from lorry.registry.challenge import Challenge, parse_challenges
-from lorry.registry.config import RegistryConfig
+from lorry.registry.config import RegistryConfig, is_loopback
 from lorry.registry.errors import MAX_ERROR_BODY, error_for_status
 from lorry.registry.redact import get_logger, redact_url, remember_secret
 from lorry.registry.session import HttpPool, Origin
@@ -95,6 +95,7 @@ class Authenticator:
         self._tokens: dict[tuple[str, str, frozenset[str], str], _Token] = {}
         self._refresh: dict[tuple[str, str, str], str] = {}
         self._creds: dict[str, CredentialsLike | None] = {}
+        self._warned_plain: set[str] = set()
 
     def knows(self, origin: Origin) -> bool:
         """True once ``origin`` has challenged (so requests carry authorisation up front)."""
@@ -167,11 +168,29 @@ class Authenticator:
         return creds
 
     def _check_transport(self, origin: Origin, auth_name: str) -> None:
-        """Refuse to send secrets in clear to a host that is not loopback or marked insecure."""
-        if origin.scheme != "https" and not self._config.allows_plain_http(origin.netloc):
+        """Refuse to send secrets in clear to a host that is not loopback or marked insecure.
+
+        A host the user named insecure gets them, with one warning per host: its traffic can
+        be read by anyone on the path.
+        """
+        if origin.scheme == "https":
+            return
+        if not self._config.allows_plain_http(origin.netloc):
             raise AuthError(
                 f"authenticating to {auth_name}: refusing to send credentials over plain HTTP "
                 f"to {origin.netloc}"
+            )
+        if is_loopback(origin.netloc):
+            return
+        with self._lock:
+            first = origin.netloc not in self._warned_plain
+            self._warned_plain.add(origin.netloc)
+        if first:
+            log.warning(
+                "sending credentials for %s over plain HTTP to %s (marked insecure): "
+                "anyone on the network path can read them",
+                auth_name,
+                origin.netloc,
             )
 
     def _token(

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lorry.errors import InvalidInputError
+from lorry.registry.redact import get_logger, remember_secret
 
 __all__ = [
     "DOCKER_HUB",
@@ -26,6 +27,8 @@ __all__ = [
     "RegistryConfig",
     "is_loopback",
 ]
+
+log = get_logger(__name__)
 
 #: The registry name Docker Hub images carry.
 DOCKER_HUB = "docker.io"
@@ -102,7 +105,7 @@ class RegistryConfig:
                 raise InvalidInputError(f"registry config for {name!r}: mirrors must be URLs")
             ca = raw.get("ca_file")
             hosts[_canonical(name)] = HostConfig(
-                mirrors=tuple(m.rstrip("/") for m in mirrors),
+                mirrors=tuple(_without_userinfo(m.rstrip("/"), name) for m in mirrors),
                 insecure=bool(raw.get("insecure", False)),
                 ca_file=str(ca) if ca else None,
             )
@@ -135,8 +138,13 @@ class RegistryConfig:
         return out
 
     def allows_plain_http(self, host: str) -> bool:
-        """True when ``host`` may be spoken to (and sent credentials) over plain HTTP."""
-        return is_loopback(host) or self.host(host).insecure
+        """True when ``host`` may be spoken to (and sent credentials) over plain HTTP.
+
+        ``host`` may carry HTTP's default port (``r.example:80``), which the user's
+        ``r.example`` means too.
+        """
+        bare = host.removesuffix(":80")
+        return is_loopback(host) or self.host(host).insecure or self.host(bare).insecure
 
     def ssl_context(self, endpoint_host: str) -> ssl.SSLContext:
         """A verifying TLS context for the host, with its custom CA if one is configured."""
@@ -154,6 +162,29 @@ class RegistryConfig:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
+
+
+def _without_userinfo(url: str, registry: str) -> str:
+    """The mirror URL without ``user:password@``, which lorry never sends nor prints.
+
+    Credentials for a mirror come from ``lorry login MIRROR-HOST`` like any registry's; a
+    password written into the URL is masked in every log line and the user told once.
+    """
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    remember_secret(parts.password)
+    hostport = parts.netloc.rpartition("@")[2]
+    log.warning(
+        "mirror %s of %s: credentials in the URL are ignored; use lorry login %s",
+        hostport,
+        registry,
+        hostport,
+    )
+    return parts._replace(netloc=hostport).geturl() if "://" in url else hostport + parts.path
 
 
 def _canonical(registry: str) -> str:

@@ -10,14 +10,25 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
+from lorry._reference_grammar import ANCHORED_PATH_RE, NAME_TOTAL_LENGTH_MAX, TAG_RE
 from lorry.errors import InvalidInputError, UnavailableError
 from lorry.oci._json import parse_json
 from lorry.registry.config import Endpoint
+from lorry.registry.redact import get_logger
 from lorry.registry.repo import RepoContext
 from lorry.registry.session import Response
 from lorry.registry.transport import Transport
 
-__all__ = ["MAX_PAGE_SIZE", "catalog", "list_tags", "next_link"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "catalog",
+    "list_tags",
+    "next_link",
+    "valid_repositories",
+    "valid_tags",
+]
+
+log = get_logger(__name__)
 
 #: The largest page size asked for.
 MAX_PAGE_SIZE = 1000
@@ -41,9 +52,22 @@ def list_tags(ctx: RepoContext, page_size: int | None = None) -> list[str]:
     endpoint = ctx.endpoint
     url = ctx.url(endpoint, "/tags/list" + _n(page_size))
     scopes = [f"repository:{ctx.repository}:pull"]
-    return _paginate(
+    names = _paginate(
         ctx.transport, endpoint=endpoint, url=url, key="tags", scopes=scopes, what=what
     )
+    return valid_tags(names, what)
+
+
+def valid_tags(names: list[str], what: str) -> list[str]:
+    """The names that are tags by the reference grammar; the others dropped with one warning.
+
+    A hostile registry may list ``../../x`` or terminal escape sequences: they never reach a
+    caller (a path, a terminal, a reference).
+    """
+    good = [n for n in names if TAG_RE.fullmatch(n)]
+    if len(good) != len(names):
+        log.warning("%s: skipped %d names that are not valid tags", what, len(names) - len(good))
+    return good
 
 
 def catalog(transport: Transport, endpoint: Endpoint, page_size: int | None = None) -> list[str]:
@@ -51,9 +75,20 @@ def catalog(transport: Transport, endpoint: Endpoint, page_size: int | None = No
     what = f"listing repositories of {endpoint.auth_name}"
     url = f"{endpoint.base_url}/v2/_catalog" + _n(page_size)
     scopes = ["registry:catalog:*"]
-    return _paginate(
+    names = _paginate(
         transport, endpoint=endpoint, url=url, key="repositories", scopes=scopes, what=what
     )
+    return valid_repositories(names, what)
+
+
+def valid_repositories(names: list[str], what: str) -> list[str]:
+    """The names that are repository paths by the reference grammar; others dropped, warned once."""
+    good = [n for n in names if len(n) <= NAME_TOTAL_LENGTH_MAX and ANCHORED_PATH_RE.fullmatch(n)]
+    if len(good) != len(names):
+        log.warning(
+            "%s: skipped %d names that are not valid repositories", what, len(names) - len(good)
+        )
+    return good
 
 
 def _n(page_size: int | None) -> str:

@@ -78,3 +78,43 @@ def test_unreadable_ca_file_is_one_clear_error(tmp_path: Path) -> None:
     cfg = RegistryConfig.from_mapping({"r.example": {"ca_file": str(bad)}})
     with pytest.raises(InvalidInputError, match="CA file"):
         cfg.ssl_context("r.example")
+
+
+def test_basic_credentials_to_a_named_insecure_host_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = RegistryConfig.from_mapping({"registry.example": {"insecure": True}})
+    auth = Authenticator(HttpPool(), lambda name: _Creds(), cfg, clock=lambda: 0.0)
+    remote = Origin("http", "registry.example", 80)
+    auth.challenged(remote, "registry.example", [], ['Basic realm="r"'])
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert (auth.authorization(remote, "registry.example", []) or "").startswith("Basic ")
+    warned = [r.getMessage() for r in caplog.records if "plain HTTP" in r.getMessage()]
+    assert len(warned) == 1 and "registry.example" in warned[0], warned
+    caplog.clear()
+    local = Origin("http", "127.0.0.1", 5000)
+    auth.challenged(local, "127.0.0.1:5000", [], ['Basic realm="r"'])
+    with caplog.at_level("WARNING"):
+        auth.authorization(local, "127.0.0.1:5000", [])
+    assert not caplog.records, "loopback is not worth a warning"
+
+
+def test_a_password_in_a_mirror_url_is_dropped_and_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "hunter2-mirror-pw"
+    with caplog.at_level("WARNING"):
+        cfg = RegistryConfig.from_mapping(
+            {"docker.io": {"mirrors": [f"https://bob:{secret}@m1.example:5000/v/"]}}
+        )
+    mirror = cfg.pull_endpoints("docker.io")[0]
+    assert mirror.base_url == "https://m1.example:5000/v"
+    assert mirror.host == "m1.example:5000" and mirror.auth_name == "m1.example:5000"
+    assert [r.getMessage() for r in caplog.records] == [
+        "mirror m1.example:5000 of docker.io: credentials in the URL are ignored; "
+        "use lorry login m1.example:5000"
+    ]
+    from lorry.registry.redact import redact_text
+
+    assert secret not in redact_text(f"mirror said {secret}")
