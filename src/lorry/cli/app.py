@@ -15,7 +15,7 @@ from lorry import __version__
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 
-__all__ = ["COMMAND_MODULES", "CliContext", "cli", "pass_context", "printable", "run"]
+__all__ = ["COMMAND_MODULES", "EXIT_CODES", "CliContext", "cli", "pass_context", "printable", "run"]
 
 
 @dataclass
@@ -59,7 +59,26 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+#: The exit codes, shown at the end of ``lorry --help`` (the README has the same table).
+EXIT_CODES = """\b
+Exit codes:
+  0    success
+  1    an error of no kind below
+  2    bad input: a usage error, a bad reference, option or file
+  3    not found: the image, tag, blob or repository does not exist
+  4    integrity: bytes that do not match their digest (nothing was kept)
+  5    auth: credentials missing or refused
+  6    unavailable: the registry or network failed, or stalled
+  7    unsupported: a media type, platform or limit lorry does not handle
+  8    store: the local store is damaged, full or unwritable
+  130  interrupted or cancelled"""
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES,
+)
 @click.version_option(__version__, prog_name="lorry")
 @click.option(
     "--root",
@@ -112,8 +131,13 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("lorry: interrupted", err=True)
         return 130
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "lorry"
+        message = printable(" ".join(exc.format_message().split())).rstrip(".")
+        click.echo(f"lorry: error: {message}; see '{where} --help'", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"lorry: error: {printable(' '.join(exc.format_message().split()))}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -51,8 +51,27 @@ def login_cmd(
     registry = _server(server)
     if password_stdin:
         if password:
-            raise InvalidInputError("--password and --password-stdin are mutually exclusive")
+            raise InvalidInputError("login: --password and --password-stdin are mutually exclusive")
+        if not username:
+            raise InvalidInputError("login: --password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InvalidInputError("login: no password on stdin")
+    elif password:
+        click.echo(
+            "WARNING! Using --password via the CLI is insecure (it shows in the process list "
+            "and shell history). Use --password-stdin.",
+            err=True,
+        )
+    if (not username or not password) and not sys.stdin.isatty():
+        missing = (
+            "username and password"
+            if not username and not password
+            else ("username" if not username else "password")
+        )
+        raise InvalidInputError(
+            f"login: no terminal to ask for the {missing} on; give --username and --password-stdin"
+        )
     if not username:
         username = click.prompt("Username")
     if not password:
