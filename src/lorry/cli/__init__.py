@@ -1,4 +1,4 @@
-"""The ``lorry`` command line: the only package that prints, and the only one that uses click/rich.
+"""The ``lorry`` command line: the only package that prints, and the only one that uses click.
 
 Each command lives in its own module and attaches itself to :data:`lorry.cli.app.cli` when
 imported; :data:`lorry.cli.app.COMMAND_MODULES` says which module to import for a command, so a

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from lorry import __version__
+from lorry._version import __version__
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 

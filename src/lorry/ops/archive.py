@@ -19,6 +19,7 @@ import anyio.to_thread
 
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError
+from lorry.ops.blocking import run_blocking
 from lorry.ops.copy import CopyOptions, copy_image
 from lorry.progress import ProgressSink
 from lorry.reference import parse_docker_ref
@@ -101,9 +102,9 @@ async def load(
 
 def save_sync(images: Sequence[str], output: Path, **kw: Any) -> None:
     """:func:`save` for synchronous callers."""
-    anyio.run(partial(save, images, output, **kw))
+    run_blocking(partial(save, images, output, **kw))
 
 
 def load_sync(archive: Path, **kw: Any) -> list[LoadedImage]:
     """:func:`load` for synchronous callers."""
-    return anyio.run(partial(load, archive, **kw))
+    return run_blocking(partial(load, archive, **kw))

@@ -37,6 +37,7 @@ from lorry.digest import Digest
 from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Descriptor, Index, Manifest
 from lorry.ops.blob_move import COPY_WORDS, BlobCopy, Words
+from lorry.ops.blocking import run_blocking
 from lorry.ops.copy_endpoints import open_destination, open_source
 from lorry.ops.layer_chain import LayerDownloads, copy_layer_chains, download_manager
 from lorry.ops.resolve import Resolved, choose, verify_top
@@ -334,15 +335,15 @@ async def copy(
 
 
 def copy_sync(src: str, dst: str, options: CopyOptions | None = None, **kw: Any) -> CopyResult:
-    """:func:`copy` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(copy, src, dst, options, **kw))
+    """:func:`copy` for synchronous callers (see :func:`~lorry.ops.blocking.run_blocking`)."""
+    return run_blocking(partial(copy, src, dst, options, **kw))
 
 
 def copy_image_sync(
     source: ImageSource, dest: ImageDestination, options: CopyOptions | None = None, **kw: Any
 ) -> CopyResult:
-    """:func:`copy_image` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(copy_image, source, dest, options, **kw))
+    """:func:`copy_image` for synchronous callers (see :func:`~lorry.ops.blocking.run_blocking`)."""
+    return run_blocking(partial(copy_image, source, dest, options, **kw))
 
 
 @dataclass

@@ -35,6 +35,7 @@ from lorry.errors import InvalidInputError, LorryError
 from lorry.ops._held import held
 from lorry.ops._pull_errors import translate_pull_error
 from lorry.ops._pull_progress import digest_line, pulling_from, status_line
+from lorry.ops.blocking import run_blocking
 from lorry.ops.copy import CopyOptions, Flow, copy_resolved, resolve_source
 from lorry.ops.layer_chain import LayerDownloads, download_manager
 from lorry.ops.session import SessionLease, SessionOptions, check_remote_reference, lease_session
@@ -133,8 +134,8 @@ async def pull(
 def pull_sync(
     ref: str | Reference, options: PullOptions | None = None, **context: Any
 ) -> PullResult:
-    """:func:`pull` for synchronous callers: runs it in a new event loop (``anyio.run``)."""
-    return anyio.run(partial(pull, ref, options, **context))
+    """:func:`pull` for synchronous callers: see :func:`~lorry.ops.blocking.run_blocking`."""
+    return run_blocking(partial(pull, ref, options, **context))
 
 
 def _parse(ref: str | Reference, all_tags: bool) -> Reference:

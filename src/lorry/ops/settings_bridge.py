@@ -16,9 +16,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-import anyio
-
 from lorry.oci import Descriptor
+from lorry.ops.blocking import run_blocking
 from lorry.ops.pull import PullOptions, PullResult, download_manager, pull
 from lorry.ops.push import PushOptions, PushResult, push
 from lorry.ops.session import SessionOptions
@@ -128,8 +127,8 @@ async def pull_with_settings(
 
 
 def pull_with_settings_sync(ref: str | Reference, **kw: Any) -> PullResult:
-    """:func:`pull_with_settings` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(pull_with_settings, ref, **kw), backend="asyncio")
+    """:func:`pull_with_settings`, blocking (see :mod:`lorry.ops.blocking`)."""
+    return run_blocking(partial(pull_with_settings, ref, **kw))
 
 
 async def push_with_settings(
@@ -158,5 +157,5 @@ async def push_with_settings(
 def push_with_settings_sync(
     src: str | Reference, dst: str | Reference | None = None, **kw: Any
 ) -> PushResult:
-    """:func:`push_with_settings` for synchronous callers (runs its own event loop)."""
-    return anyio.run(partial(push_with_settings, src, dst, **kw), backend="asyncio")
+    """:func:`push_with_settings`, blocking (see :mod:`lorry.ops.blocking`)."""
+    return run_blocking(partial(push_with_settings, src, dst, **kw))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal
 
-from lorry import __version__
+from lorry._version import __version__
 from lorry.digest import Digest, Verifier
 from lorry.reference import Reference
 from lorry.registry import blobs, manifests, tags, uploads
