@@ -36,6 +36,7 @@ pass_context = click.make_pass_decorator(CliContext)
 #: table equal to the commands the modules define).
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(["save", "load"], "lorry.cli.archive_cmds"),
+    "completion": "lorry.cli.completion_cmd",
     "copy": "lorry.cli.copy_cmd",
     "pull": "lorry.cli.pull_cmd",
     "push": "lorry.cli.push_cmd",

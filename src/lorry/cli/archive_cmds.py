@@ -26,7 +26,13 @@ __all__ = ["load_cmd", "save_cmd"]
 @click.option("-o", "--output", required=True, help="The archive to write ('-': stdout).")
 @pass_context
 def save_cmd(ctx: CliContext, images: tuple[str, ...], output: str) -> None:
-    """Save local IMAGES to a docker-archive (what docker load reads)."""
+    """Save local IMAGES to a docker-archive (what docker load reads).
+
+    \b
+    Examples:
+      lorry save -o app.tar app:1 app:2
+      lorry save -o - app:1 | docker load
+    """
     from lorry.ops.archive import save_sync  # here, not at import: start-up time
 
     with Store.open(ctx.root) as store:
@@ -46,7 +52,13 @@ def save_cmd(ctx: CliContext, images: tuple[str, ...], output: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
 @pass_context
 def load_cmd(ctx: CliContext, source: str, quiet: bool) -> None:
-    """Load the images of a docker-archive (what docker save writes) into the store."""
+    """Load the images of a docker-archive (what docker save writes) into the store.
+
+    \b
+    Examples:
+      lorry load -i app.tar
+      docker save app:1 | lorry load -i -
+    """
     from lorry.ops.archive import load_sync  # here, not at import: start-up time
 
     with Store.open(ctx.root) as store, tempfile.TemporaryDirectory(prefix="lorry-load-") as tmp:

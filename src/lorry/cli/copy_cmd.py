@@ -64,7 +64,14 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
     progress: Literal["auto", "tty", "plain", "json"],
     quiet: bool,
 ) -> None:
-    """Copy the image SOURCE names to DESTINATION; print its digest."""
+    """Copy the image SOURCE names to DESTINATION; print its digest.
+
+    \b
+    Examples:
+      lorry copy docker://alpine:3.20 oci:./alpine:3.20
+      lorry copy --all docker://r.example/app:1 docker://mirror.local:5000/app:1
+      lorry copy lorry:app:1 docker-archive:app.tar:app:1
+    """
     from lorry.ops.copy import CopyOptions, copy_sync  # here, not at import: start-up time
     from lorry.ops.settings_bridge import (  # here, not at import: start-up time
         limits,

@@ -81,7 +81,14 @@ def pull_cmd(
     mode: ProgressMode,
     downloads: int | None,
 ) -> None:
-    """Pull an image (or every tag of a repository) from a registry into the store."""
+    """Pull an image (or every tag of a repository) from a registry into the store.
+
+    \b
+    Examples:
+      lorry pull alpine:3.20
+      lorry pull --platform linux/arm64 localhost:5000/app:1
+      lorry pull --all-tags localhost:5000/app
+    """
     from lorry.ops.settings_bridge import (
         pull_with_settings_sync,
     )  # here, not at import: start-up time

@@ -68,7 +68,13 @@ def push_cmd(  # noqa: PLR0917 - click passes options positionally
     max_concurrent_uploads: int | None,
     allow_nondist: tuple[str, ...],
 ) -> None:
-    """Push SOURCE (a local image) to the registry its name names, or to TARGET."""
+    """Push SOURCE (a local image) to the registry its name names, or to TARGET.
+
+    \b
+    Examples:
+      lorry push localhost:5000/app:1
+      lorry push app:1 r.example/team/app:1
+    """
     from lorry.ops.settings_bridge import (
         push_with_settings_sync,
     )  # here, not at import: start-up time

@@ -43,7 +43,13 @@ def login_cmd(
     password: str | None,
     password_stdin: bool,
 ) -> None:
-    """Check credentials against a registry and save them as docker does."""
+    """Check credentials against a registry and save them as docker does.
+
+    \b
+    Examples:
+      lorry login r.example
+      echo "$TOKEN" | lorry login -u ci --password-stdin r.example
+    """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry import credentials  # here, not at import: start-up time
     from lorry.registry.client import RegistrySession
@@ -88,7 +94,12 @@ def login_cmd(
 @click.argument("server", required=False)
 @pass_context
 def logout_cmd(ctx: CliContext, server: str | None) -> None:
-    """Forget the saved credentials of a registry."""
+    """Forget the saved credentials of a registry.
+
+    \b
+    Example:
+      lorry logout r.example
+    """
     from lorry.registry import credentials  # here, not at import: start-up time
 
     del ctx
@@ -104,7 +115,13 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
 @click.option("--page-size", type=click.IntRange(1, 1000), help="Tags asked for per request.")
 @pass_context
 def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
-    """List the tags of a repository, one per line."""
+    """List the tags of a repository, one per line.
+
+    \b
+    Examples:
+      lorry ls localhost:5000/app
+      lorry ls --page-size 100 r.example/team/app
+    """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
 
@@ -121,7 +138,13 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
 @click.argument("reference")
 @pass_context
 def manifest_cmd(ctx: CliContext, reference: str) -> None:
-    """Print a manifest's raw bytes, exactly as the registry stores them."""
+    """Print a manifest's raw bytes, exactly as the registry stores them.
+
+    \b
+    Examples:
+      lorry manifest alpine:3.20
+      lorry manifest localhost:5000/app@sha256:…
+    """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
 
@@ -137,7 +160,12 @@ def manifest_cmd(ctx: CliContext, reference: str) -> None:
 @click.argument("reference")
 @pass_context
 def digest_cmd(ctx: CliContext, reference: str) -> None:
-    """Print a manifest's digest, computed from its bytes."""
+    """Print a manifest's digest, computed from its bytes.
+
+    \b
+    Example:
+      lorry digest alpine:3.20
+    """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
 
