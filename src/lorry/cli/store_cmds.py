@@ -16,11 +16,12 @@ import click
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.errors import InvalidInputError, StoreError
 from lorry.reference import parse
-from lorry.store import Store
-from lorry.store.fsck import fsck
+from lorry.store import Store, StoreLayout, resolve_root
+from lorry.store.fsck import FsckReport, check_database, fsck
 from lorry.store.gc import prune
 from lorry.store.inspect import familiar_name, find_image, inspect_image, list_images
 from lorry.store.remove import RemoveResult, remove_image, remove_reference
+from lorry.store.repair import RepairReport, repair
 
 __all__ = ["fsck_cmd", "images_cmd", "inspect_cmd", "prune_cmd", "rmi_cmd", "tag_cmd"]
 
@@ -180,35 +181,105 @@ def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
 
 @cli.command("fsck")
 @click.option("-q", "--quiet", is_flag=True, help="Only print problems.")
+@click.option(
+    "--repair",
+    "do_repair",
+    is_flag=True,
+    help="Rebuild a damaged database from the blobs (the damaged file is kept), then check.",
+)
 @_FORMAT
 @pass_context
-def fsck_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
+def fsck_cmd(ctx: CliContext, quiet: bool, do_repair: bool, fmt: str) -> None:
     """Re-hash every blob and check every record; exit non-zero on damage."""
+    layout = StoreLayout(resolve_root(ctx.root))
+    repaired: RepairReport | None = None
+    if do_repair:
+        repaired = repair(layout)
+        if repaired.damage is None:
+            repaired = None
+        elif fmt != "json":
+            _print_repair(repaired, quiet)
+    else:
+        problem = check_database(layout)
+        if problem is not None:  # the store is not opened: that would refuse it anyway
+            _print_fsck(FsckReport(problems=[problem]), None, fmt, quiet)
+            raise StoreError(f"store {layout.root} is damaged: {problem.message}")
     with _open(ctx) as store:
         report = fsck(store)
         root = store.root
-    if fmt == "json":
-        _json(
-            {
-                "Ok": report.ok,
-                "Checked": {
-                    "Blobs": report.blobs,
-                    "Layers": report.layers,
-                    "Images": report.images,
-                    "References": report.references,
-                },
-                "Problems": [
-                    {"Kind": p.kind, "Name": p.name, "Message": p.message} for p in report.problems
-                ],
-            }
-        )
-    else:
-        for problem in report.problems:
-            click.echo(str(problem))
-        if not quiet:
-            click.echo(
-                f"checked {report.blobs} blobs, {report.layers} layers, {report.images} images, "
-                f"{report.references} references: {len(report.problems)} problems"
-            )
+    _print_fsck(report, repaired, fmt, quiet)
     if not report.ok:
         raise StoreError(f"store {root} is damaged: {len(report.problems)} problems")
+
+
+def _print_repair(r: RepairReport, quiet: bool) -> None:
+    """The human summary of a repair: what was moved aside, rebuilt, recovered and lost."""
+    click.echo(f"database damaged: {r.damage}")
+    if r.moved:
+        click.echo(f"moved the damaged database aside to {r.moved[0]}")
+    for digest, actual in r.corrupt:
+        click.echo(f"corrupt blob {digest} (hashes to {actual}): moved to {r.moved_to}/blobs")
+    for digest, why in r.skipped:
+        click.echo(f"manifest {digest} not rebuilt: {why}")
+    if quiet:
+        return
+    click.echo(
+        f"rebuilt {len(r.images)} images, {r.layers} layers, {r.manifests} manifests, "
+        f"{r.indexes} indexes from {r.blobs} blobs"
+    )
+    if r.references:
+        click.echo(f"recovered {len(r.references)} references: {', '.join(r.references)}")
+    if r.distmeta:
+        click.echo(f"recovered {r.distmeta} distribution metadata records")
+    if r.unreferenced:
+        click.echo(f"kept {r.unreferenced} blobs no rebuilt image uses (lorry prune removes them)")
+    for item in r.lost:
+        click.echo(f"lost: {item}")
+
+
+def _repair_json(r: RepairReport) -> dict[str, Any]:
+    """The repair summary as the ``Repair`` member of ``fsck --format json``."""
+    return {
+        "Damage": r.damage,
+        "MovedTo": str(r.moved_to),
+        "Moved": [str(p) for p in r.moved],
+        "Blobs": r.blobs,
+        "Corrupt": [{"Digest": str(d), "Actual": a} for d, a in r.corrupt],
+        "Images": [str(d) for d in r.images],
+        "Layers": r.layers,
+        "Manifests": r.manifests,
+        "Indexes": r.indexes,
+        "Skipped": [{"Digest": str(d), "Reason": why} for d, why in r.skipped],
+        "References": r.references,
+        "DistributionMetadata": r.distmeta,
+        "Unreferenced": r.unreferenced,
+        "Lost": r.lost,
+    }
+
+
+def _print_fsck(report: FsckReport, repaired: RepairReport | None, fmt: str, quiet: bool) -> None:
+    """Print an fsck report (with the repair summary in JSON) in the chosen format."""
+    if fmt == "json":
+        doc: dict[str, Any] = {
+            "Ok": report.ok,
+            "Checked": {
+                "Blobs": report.blobs,
+                "Layers": report.layers,
+                "Images": report.images,
+                "References": report.references,
+            },
+            "Problems": [
+                {"Kind": p.kind, "Name": p.name, "Message": p.message} for p in report.problems
+            ],
+        }
+        if repaired is not None:
+            doc["Repair"] = _repair_json(repaired)
+        _json(doc)
+        return
+    for problem in report.problems:
+        click.echo(str(problem))
+    if not quiet:
+        click.echo(
+            f"checked {report.blobs} blobs, {report.layers} layers, {report.images} images, "
+            f"{report.references} references: {len(report.problems)} problems"
+        )

@@ -8,21 +8,35 @@ on a lock upgrade). A kill mid-transaction leaves the previous state: SQLite rol
 Thread safety: each thread gets its own connection (a ``sqlite3`` connection must not be shared
 between threads); :meth:`Database.close` closes them all. The schema version is SQLite's
 ``user_version``; :data:`MIGRATIONS` lists the steps from one version to the next.
+
+Damage: before the first write, :func:`database_damage` checks the file read-only. A database
+that is missing or empty while blobs exist, is not SQLite, fails ``PRAGMA quick_check`` or lacks
+the schema its version promises is refused with one :class:`StoreError` line that says to run
+``lorry fsck --repair``; it is never re-created over existing blobs (docs/store.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from lorry.errors import DiskFullError, StoreError
 
-__all__ = ["BUSY_TIMEOUT_MS", "MIGRATIONS", "SCHEMA_VERSION", "Database"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Database",
+    "damage_message",
+    "database_damage",
+    "open_read_only",
+]
 
 #: How long a writer waits for another process's write transaction, in milliseconds.
 BUSY_TIMEOUT_MS = 60_000
@@ -60,21 +74,129 @@ MIGRATIONS: tuple[str, ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: The first 16 bytes of every SQLite 3 database file.
+_MAGIC = b"SQLite format 3\x00"
+#: SQLite's result codes for a damaged file (``sqlite3`` exposes them since Python 3.11).
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def damage_message(path: Path, reason: str) -> str:
+    """The one line that reports a damaged database and says how to repair it."""
+    return f"store database {path} {reason}: run 'lorry fsck --repair' to rebuild it from the blobs"
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is bad (not busy, full or unreachable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in _DAMAGE_CODES or "malformed" in str(exc)
+
+
 def _sql_error(exc: sqlite3.Error, path: Path) -> StoreError:
     text = str(exc)
     if "is full" in text:
         return DiskFullError(f"writing store database {path}: no space left on device")
+    if _is_damage(exc):
+        return StoreError(damage_message(path, f"is damaged ({text})"))
     return StoreError(f"store database {path}: {text}")
 
 
-class Database:
-    """The SQLite metadata database of one store; safe to share between threads."""
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can never write to ``path`` (nor checkpoint its WAL into it)."""
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
 
-    def __init__(self, path: Path) -> None:
+
+@functools.cache
+def _expected_schema(version: int) -> dict[str, tuple[str, ...]]:
+    """Table → column names that schema ``version`` has (built from :data:`MIGRATIONS`)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for script in MIGRATIONS[:version]:
+            conn.executescript(script)
+        return _schema(conn)
+    finally:
+        conn.close()
+
+
+def _schema(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Table → column names of the database behind ``conn`` (reading it fails if unreadable)."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    out: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        out[str(name)] = tuple(str(r[1]) for r in conn.execute(f"PRAGMA table_info({quoted})"))
+    return out
+
+
+def database_damage(path: Path, has_content: Callable[[], bool]) -> str | None:
+    """Why the database at ``path`` cannot be trusted, or None when it is sound or not made yet.
+
+    Never writes to the file. ``has_content`` says whether the store holds blobs: only then is
+    a missing, empty or schema-less database damage (without blobs it had nothing to lose, and
+    a process killed while creating the store leaves exactly that).
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "is missing but the store holds blobs" if has_content() else None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if size == 0:
+        return "is empty (0 bytes) but the store holds blobs" if has_content() else None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_MAGIC))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head != _MAGIC:
+        return "is not an SQLite database"
+    try:
+        conn = open_read_only(path)
+        try:
+            check = conn.execute("PRAGMA quick_check(1)").fetchone()
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            found = _schema(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if _is_damage(exc):
+            return f"is unreadable ({' '.join(str(exc).split())})"
+        raise _sql_error(exc, path) from exc
+    if check is None or check[0] != "ok":
+        text = str(check[0]) if check else "no answer"
+        text = " ".join(text.replace("*** in database main ***", "").split())
+        return f"fails PRAGMA quick_check ({text})"
+    if version > SCHEMA_VERSION:
+        return None  # a newer lorry's database: Database refuses it with "upgrade lorry"
+    if version == 0:
+        if found:
+            return "has tables but no lorry schema version"
+        return "has no tables but the store holds blobs" if has_content() else None
+    for table, columns in _expected_schema(version).items():
+        if table not in found:
+            return f"lacks the table {table} of schema version {version}"
+        if found[table] != columns:
+            return f"has table {table} with columns {found[table]}, not {columns}"
+    return None
+
+
+class Database:
+    """The SQLite metadata database of one store; safe to share between threads.
+
+    ``has_content`` says whether the store holds blobs (see :func:`database_damage`); a damaged
+    database raises :class:`StoreError` before anything is written to it.
+    """
+
+    def __init__(self, path: Path, *, has_content: Callable[[], bool] = lambda: False) -> None:
         self.path = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        reason = database_damage(path, has_content)
+        if reason is not None:
+            raise StoreError(damage_message(path, reason))
         self._migrate()
 
     def conn(self) -> sqlite3.Connection:

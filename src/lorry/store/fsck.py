@@ -4,6 +4,8 @@ Partial ingests are not damage (they are resumable work); everything else that d
 up is a :class:`Problem`: a blob whose bytes do not match its name, a layer whose blob or parent
 is missing or whose ChainID, DiffID or reference count is wrong, an image whose config or top
 layer is missing or disagrees with ``rootfs.diff_ids``, a reference to a missing image.
+A damaged database (:func:`check_database`, checked without opening the store) is one problem;
+``lorry fsck --repair`` rebuilds it (:mod:`lorry.store.repair`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 
 from lorry.digest import Digest, chain_id
 from lorry.errors import LorryError
+from lorry.store.db import database_damage
 from lorry.store.images import diff_ids_of
 from lorry.store.ingest import READ_CHUNK
 from lorry.store.layers import next_chain_id
+from lorry.store.root import StoreLayout
 from lorry.store.store import Store
 
-__all__ = ["FsckReport", "Problem", "fsck"]
+__all__ = ["FsckReport", "Problem", "check_database", "fsck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,15 @@ class FsckReport:
     def ok(self) -> bool:
         """True when no damage was found."""
         return not self.problems
+
+
+def check_database(layout: StoreLayout) -> Problem | None:
+    """The damage of the store's database as a problem, or None; never writes to the store."""
+    path = layout.database
+    reason = database_damage(path, layout.has_blobs)
+    if reason is None:
+        return None
+    return Problem("database", str(path), f"{reason}: run 'lorry fsck --repair' to rebuild it")
 
 
 def fsck(store: Store) -> FsckReport:

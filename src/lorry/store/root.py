@@ -16,7 +16,7 @@ from pathlib import Path
 import platformdirs
 
 from lorry.digest import Digest
-from lorry.errors import StoreError
+from lorry.errors import InvalidInputError, StoreError
 from lorry.store.fsutil import atomic_write, os_error
 
 __all__ = ["FORMAT_FILE", "FORMAT_VERSION", "StoreLayout", "default_root", "resolve_root"]
@@ -82,6 +82,24 @@ class StoreLayout:
     def ingest_lock(self, digest: Digest) -> Path:
         """The lock file held by whoever is writing ``digest``."""
         return self.ingest / digest.algorithm / f"{digest.hex}.lock"
+
+    def has_blobs(self) -> bool:
+        """True when any committed blob exists: then the store's database must exist too."""
+        try:
+            alg_dirs = [e for e in os.scandir(self.blobs) if e.is_dir()]
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise os_error(exc, "reading", self.blobs) from exc
+        for alg_dir in alg_dirs:
+            with os.scandir(alg_dir.path) as entries:
+                for entry in entries:
+                    try:
+                        Digest(alg_dir.name, entry.name)
+                    except InvalidInputError:
+                        continue
+                    return True
+        return False
 
     def create(self) -> None:
         """Make the directories if missing and check (or write) the format stamp."""

@@ -43,7 +43,7 @@ class Store:
     def __init__(self, layout: StoreLayout) -> None:
         layout.create()
         self.layout = layout
-        self.db = Database(layout.database)
+        self.db = Database(layout.database, has_content=layout.has_blobs)
         self.content = LocalContentStore(layout, self.db)
         self.layers = LayerStore(self.db, self.content)
         self.images = ImageStore(self.db, self.content, self.layers)
@@ -55,7 +55,11 @@ class Store:
 
     @classmethod
     def open(cls, root: Path | str | None = None) -> Store:
-        """Open (creating if needed) the store at ``root``; see :func:`resolve_root`."""
+        """Open (creating if needed) the store at ``root``; see :func:`resolve_root`.
+
+        A damaged database is a :class:`~lorry.errors.StoreError` naming it (never re-created
+        over existing blobs); ``lorry fsck --repair`` (:mod:`lorry.store.repair`) rebuilds it.
+        """
         return cls(StoreLayout(resolve_root(root)))
 
     @property
