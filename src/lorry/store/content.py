@@ -14,11 +14,12 @@ Thread safety: a store object may be used by many threads at once; each writer b
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from lorry.digest import DiffID, Digest
+from lorry.digest import DiffID, Digest, Hasher
 from lorry.errors import InvalidInputError, NotFoundError
 from lorry.store.db import Database
 from lorry.store.fsutil import fsync_dir, os_error
@@ -97,10 +98,49 @@ class LocalContentStore:
                 w.write(data)
             return w.commit()
 
+    def is_sound(self, digest: Digest, size: int) -> bool:
+        """The committed blob has ``size`` bytes that hash to ``digest``.
+
+        Cheap when the file is unchanged since its bytes were last verified (same inode, size,
+        ctime and mtime as recorded then); otherwise the file is hashed again, and recorded as
+        verified when it is right. False for a missing, short, long or corrupt blob.
+        """
+        path = self.layout.blob(digest)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise os_error(exc, "reading", path) from exc
+        if st.st_size != size:
+            return False
+        rows = self.db.query(
+            "SELECT size, inode, ctime_ns, mtime_ns FROM blob_verified WHERE digest = ?",
+            (str(digest),),
+        )
+        if rows and tuple(rows[0]) == _identity(st):
+            return True
+        hasher = Hasher(digest.algorithm)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(READ_CHUNK):
+                    hasher.update(chunk)
+                after = os.fstat(f.fileno())
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise os_error(exc, "reading", path) from exc
+        if hasher.digest() != digest:
+            return False
+        with self.db.tx() as conn:
+            _mark_verified(conn, digest, after)
+        return True
+
     def delete(self, digest: Digest) -> bool:
         """Remove a committed blob and its info row; False when it was not there."""
         path = self.layout.blob(digest)
         with self.db.tx() as conn:
+            conn.execute("DELETE FROM blob_verified WHERE digest = ?", (str(digest),))
             conn.execute("DELETE FROM blob_info WHERE digest = ?", (str(digest),))
             try:
                 path.unlink()
@@ -128,8 +168,31 @@ class LocalContentStore:
         diff_id: Digest | None,
         uncompressed_size: int | None,
     ) -> BlobInfo:
-        """Remember what an ingest learnt about a blob it committed (used by the writer)."""
+        """Remember what an ingest learnt about a blob it committed (used by the writer).
+
+        The writer verified the bytes it committed, so the file is recorded as verified too.
+        """
+        path = self.layout.blob(digest)
+        try:
+            st: os.stat_result | None = path.stat()
+        except OSError:
+            st = None  # deleted already (a concurrent prune): nothing to vouch for
+        return self._remember(digest, size, media_type, diff_id, uncompressed_size, verified=st)
+
+    def _remember(
+        self,
+        digest: Digest,
+        size: int,
+        media_type: str | None,
+        diff_id: Digest | None,
+        uncompressed_size: int | None,
+        *,
+        verified: os.stat_result | None,
+    ) -> BlobInfo:
+        """Write the blob's info row (and, when given, its verified identity) in one step."""
         with self.db.tx() as conn:
+            if verified is not None:
+                _mark_verified(conn, digest, verified)
             conn.execute(
                 "INSERT OR REPLACE INTO blob_info VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -160,5 +223,18 @@ class LocalContentStore:
         with self.open_blob(digest) as f:
             while chunk := f.read(READ_CHUNK):
                 tap.update(chunk)
-        diff, usize = tap.finish()
-        return self.record(digest, info.size, media_type, diff, usize)
+        diff, usize = tap.finish()  # the inflated bytes were read, not the digest checked
+        return self._remember(digest, info.size, media_type, diff, usize, verified=None)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes whenever a file's bytes may have: size, inode, ctime and mtime."""
+    return (st.st_size, st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+
+
+def _mark_verified(conn: sqlite3.Connection, digest: Digest, st: os.stat_result) -> None:
+    """Record that the file with this identity held the right bytes (inside a transaction)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO blob_verified VALUES (?, ?, ?, ?, ?, ?)",
+        (str(digest), *_identity(st), time.time()),
+    )

@@ -68,8 +68,17 @@ CREATE TABLE distmeta (
 CREATE INDEX distmeta_blob ON distmeta(blob_digest);
 """
 
+# Version 2: when each blob's bytes were last hashed and found right, by the file's identity
+# (inode, size, ctime, mtime): any write to the file changes its ctime, so a blob whose stat
+# still matches needs no re-hash to be reused ("verified since it was last written").
+_V2 = """
+CREATE TABLE blob_verified (
+  digest TEXT PRIMARY KEY, size INTEGER NOT NULL, inode INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, verified REAL NOT NULL);
+"""
+
 #: SQL scripts; running MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

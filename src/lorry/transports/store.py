@@ -20,7 +20,7 @@ from typing import Protocol
 from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import IntegrityError, InvalidInputError
-from lorry.oci import MAX_CONFIG_SIZE, Descriptor, Manifest, Schema1Manifest, parse_manifest
+from lorry.oci import Descriptor, Manifest, Schema1Manifest, parse_manifest
 from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.platform import Platform, ranked
 from lorry.reference import Reference, parse_docker_ref
@@ -38,16 +38,9 @@ log = logging.getLogger(__name__)
 
 
 def blob_is_sound(store: Store, desc: Descriptor) -> bool:
-    """The stored blob has the descriptor's size (and, unless a layer, hashes to its digest)."""
-    try:
-        size = store.layout.blob(desc.digest).stat().st_size
-    except FileNotFoundError:
-        return False
-    if size != desc.size:
-        return False
-    if mt.is_layer(desc.media_type) or size > MAX_CONFIG_SIZE:
-        return True
-    return Digest.of(store.content.read_bytes(desc.digest), desc.digest.algorithm) == desc.digest
+    """The stored blob has the descriptor's size and digest (re-hashed unless unchanged since
+    last verified: :meth:`~lorry.store.content.LocalContentStore.is_sound`)."""
+    return store.content.is_sound(desc.digest, desc.size)
 
 
 class StoreSource:
@@ -157,9 +150,9 @@ class StoreDestination:
     def reuse_blob(self, desc: Descriptor) -> bool:
         """True when the store holds the blob, sound; a damaged copy is deleted to be fetched.
 
-        Sound: the file has the descriptor's size, and a blob that is not a layer (a config,
-        small) also hashes to its digest. A layer's bytes are not re-hashed here (that would
-        read the whole image on every pull); ``lorry fsck`` does.
+        Sound: the file has the descriptor's size and hashes to its digest — re-hashed only
+        when the file changed since its bytes were last verified, so a pull of an image already
+        in the store reads no layer again, yet a byte flipped on disk is found and fetched anew.
         """
         if not self.store.content.exists(desc.digest):
             return False
