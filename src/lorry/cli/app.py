@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "pull": "lorry.cli.pull_cmd",
     "push": "lorry.cli.push_cmd",
     **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
+    **dict.fromkeys(["config", "delete", "catalog"], "lorry.cli.remote_cmds"),
     **dict.fromkeys(["images", "inspect", "tag", "rmi", "prune", "fsck"], "lorry.cli.store_cmds"),
 }
 

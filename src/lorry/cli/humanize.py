@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["human_duration", "human_size", "since"]
+__all__ = ["go_time", "human_duration", "human_size", "since"]
 
 
 def human_size(size: int) -> str:
@@ -45,15 +45,27 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-def since(created: str | None, now: datetime | None = None) -> str:
-    """``2 years ago`` for an RFC 3339 time; ``N/A`` when unknown or unreadable."""
+def _parse(created: str | None) -> datetime | None:
+    """An RFC 3339 time (as image configs write it), or None when missing or unreadable."""
     if not created:
-        return "N/A"
+        return None
     try:
         when = datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def since(created: str | None, now: datetime | None = None) -> str:
+    """``2 years ago`` for an RFC 3339 time; ``N/A`` when unknown or unreadable."""
+    when = _parse(created)
+    if when is None:
         return "N/A"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     ref = now or datetime.now(UTC)
     return human_duration(max(0.0, (ref - when).total_seconds())) + " ago"
+
+
+def go_time(created: str | None) -> str:
+    """The time as Go prints a ``time.Time`` in UTC (docker's ``CreatedAt``)."""
+    when = _parse(created) or datetime(1, 1, 1, tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")

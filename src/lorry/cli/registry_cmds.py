@@ -3,11 +3,14 @@
 ``login`` checks the credentials against the registry before saving them (as docker does) and
 writes them where ``docker login`` would: the configured credential helper, else
 ``config.json`` with mode 0600. ``manifest`` writes the raw bytes to stdout unchanged, so its
-output is byte-for-byte what ``skopeo inspect --raw`` prints.
+output is byte-for-byte what ``skopeo inspect --raw`` prints; with ``--platform`` it (and
+``digest``) gives the chosen image's manifest instead of the index. ``ls --format json``
+prints one JSON object per line, as docker's ``--format json`` does.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -113,14 +116,20 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
 @cli.command("ls")
 @click.argument("repository")
 @click.option("--page-size", type=click.IntRange(1, 1000), help="Tags asked for per request.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json"]),
+    help="One JSON object per line (Repository, Tag).",
+)
 @pass_context
-def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
+def ls_cmd(ctx: CliContext, repository: str, page_size: int | None, fmt: str | None) -> None:
     """List the tags of a repository, one per line.
 
     \b
     Examples:
       lorry ls localhost:5000/app
-      lorry ls --page-size 100 r.example/team/app
+      lorry ls --format json r.example/team/app
     """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
@@ -131,44 +140,74 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None) -> None:
     with RegistrySession(registry_config(ctx.settings)) as session:
         names = session.client_for(ref).list_tags(page_size)
     for name in names:
-        click.echo(name)
+        if fmt == "json":
+            click.echo(json.dumps({"Repository": ref.familiar_name, "Tag": name}))
+        else:
+            click.echo(name)
+
+
+def _chosen(ctx: CliContext, reference: str, platform: str) -> tuple[bytes, str]:
+    """The manifest bytes and digest of the image ``--platform`` picks (warned on mismatch)."""
+    from lorry.cli.remote_cmds import parse_platform, warn
+    from lorry.ops.inspect_remote import look_up_sync  # here, not at import: start-up time
+    from lorry.ops.settings_bridge import session_options
+
+    want = parse_platform(platform)
+    found = look_up_sync(
+        f"docker://{reference}", want, session_options=session_options(ctx.settings)
+    )
+    warn(found.warning)
+    return found.manifest.raw, str(found.manifest_digest)
+
+
+_PLATFORM = click.option(
+    "--platform", help="The manifest of this platform's image instead of the index."
+)
 
 
 @cli.command("manifest")
 @click.argument("reference")
+@_PLATFORM
 @pass_context
-def manifest_cmd(ctx: CliContext, reference: str) -> None:
+def manifest_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
     """Print a manifest's raw bytes, exactly as the registry stores them.
 
     \b
     Examples:
       lorry manifest alpine:3.20
-      lorry manifest localhost:5000/app@sha256:…
+      lorry manifest --platform linux/arm64 localhost:5000/app:1
     """
+    from lorry.cli.remote_cmds import write_bytes
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
 
+    if platform is not None:
+        write_bytes(_chosen(ctx, reference, platform)[0])
+        return
     ref = parse_docker_ref(reference)
     with RegistrySession(registry_config(ctx.settings)) as session:
         raw, _, _ = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")
-    sys.stdout.flush()
-    sys.stdout.buffer.write(raw)
-    sys.stdout.buffer.flush()
+    write_bytes(raw)
 
 
 @cli.command("digest")
 @click.argument("reference")
+@_PLATFORM
 @pass_context
-def digest_cmd(ctx: CliContext, reference: str) -> None:
+def digest_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
     """Print a manifest's digest, computed from its bytes.
 
     \b
-    Example:
+    Examples:
       lorry digest alpine:3.20
+      lorry digest --platform linux/arm64 localhost:5000/app:1
     """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
 
+    if platform is not None:
+        click.echo(_chosen(ctx, reference, platform)[1])
+        return
     ref = parse_docker_ref(reference)
     with RegistrySession(registry_config(ctx.settings)) as session:
         _, _, digest = session.client_for(ref).get_manifest(ref.digest or ref.tag or "latest")

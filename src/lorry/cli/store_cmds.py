@@ -14,12 +14,20 @@ from typing import Any
 import click
 
 from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.humanize import go_time, human_size, since
 from lorry.errors import InvalidInputError, StoreError
 from lorry.reference import parse
 from lorry.store import Store, StoreLayout, resolve_root
 from lorry.store.fsck import FsckReport, check_database, fsck
 from lorry.store.gc import prune
-from lorry.store.inspect import familiar_name, find_image, inspect_image, list_images
+from lorry.store.inspect import (
+    ImageSummary,
+    familiar_name,
+    filter_images,
+    find_image,
+    inspect_image,
+    list_images,
+)
 from lorry.store.remove import RemoveResult, remove_image, remove_reference
 from lorry.store.repair import RepairReport, repair
 
@@ -41,67 +49,155 @@ def _open(ctx: CliContext) -> Iterator[Store]:
         yield store
 
 
-def _human(size: int) -> str:
-    """Docker's decimal size units: 276kB, 1.2MB."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.3g}{unit}"
-        value /= 1000
-    return f"{size}B"
-
-
 def _json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
+#: The fields of one ``lorry images`` row for ``--format``, as docker names them.
+IMAGE_FIELDS = (
+    "Containers",
+    "CreatedAt",
+    "CreatedSince",
+    "Digest",
+    "ID",
+    "Repository",
+    "SharedSize",
+    "Size",
+    "Tag",
+    "UniqueSize",
+    "VirtualSize",
+)
+#: Column titles of the ``table`` header row.
+_IMAGE_HEADERS = {
+    **{f: f.upper() for f in IMAGE_FIELDS},
+    "CreatedAt": "CREATED AT",
+    "CreatedSince": "CREATED",
+    "ID": "IMAGE ID",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+    "VirtualSize": "VIRTUAL SIZE",
+}
+
+
+def _image_fields(row: ImageSummary, no_trunc: bool) -> dict[str, str]:
+    """One row as docker's ``--format`` sees it: every value a string."""
+    size = human_size(row.size)
+    return {
+        "Containers": "N/A",
+        "CreatedAt": go_time(row.created),
+        "CreatedSince": since(row.created),
+        "Digest": str(row.digest) if row.digest else "<none>",
+        "ID": str(row.image_id) if no_trunc else row.image_id.hex[:12],
+        "Repository": row.repository or "<none>",
+        "SharedSize": "N/A",
+        "Size": size,
+        "Tag": row.tag or "<none>",
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
+    }
+
+
 @cli.command("images")
+@click.argument("repository", required=False)
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-@click.option("--digests", is_flag=True, help="Show digest references too.")
-@_FORMAT
+@click.option("--digests", is_flag=True, help="Show digests.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output (full image IDs).")
+@click.option(
+    "-f",
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep rows that match: dangling=true|false, reference=PATTERN, before=IMAGE, "
+    "since=IMAGE, label=KEY[=VALUE]; repeatable.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    metavar="FORMAT",
+    help="'table' (default), 'json' (one object per line), 'table TEMPLATE' or a Go TEMPLATE "
+    "over the fields " + ", ".join(IMAGE_FIELDS) + ".",
+)
 @pass_context
-def images_cmd(ctx: CliContext, quiet: bool, digests: bool, fmt: str) -> None:
-    """List images in the local store."""
-    with _open(ctx) as store:
-        rows = list_images(store, show_digests=digests)
+def images_cmd(  # noqa: PLR0917 - click passes options positionally
+    ctx: CliContext,
+    repository: str | None,
+    quiet: bool,
+    digests: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+) -> None:
+    """List images in the local store, as docker images does.
+
+    \b
+    Examples:
+      lorry images
+      lorry images alpine --digests
+      lorry images --filter dangling=true -q
+      lorry images --format '{{.Repository}}:{{.Tag}} {{.Size}}'
+    """
+    from lorry.cli.gotemplate import align, parse_format
+
     if quiet:
-        for image_id in dict.fromkeys(str(r.image_id) for r in rows):
-            click.echo(image_id)
+        template = parse_format("{{.ID}}", IMAGE_FIELDS)
+    elif fmt in (None, "table"):
+        digest = "\t{{.Digest}}" if digests else ""
+        columns = "{{.Repository}}\t{{.Tag}}" + digest + "\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        template = parse_format("table " + columns, IMAGE_FIELDS)
     elif fmt == "json":
-        _json(
-            [
-                {
-                    "Repository": r.repository,
-                    "Tag": r.tag,
-                    "Digest": str(r.digest) if r.digest else None,
-                    "Id": str(r.image_id),
-                    "Created": r.created,
-                    "Size": r.size,
-                }
-                for r in rows
-            ]
-        )
+        template = parse_format("{{json .}}", IMAGE_FIELDS)
     else:
-        line = "{:<40} {:<16} {:<14} {:<22} {}"
-        click.echo(line.format("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
-        for r in rows:
-            click.echo(
-                line.format(
-                    r.repository or "<none>",
-                    r.tag or "<none>",
-                    r.image_id.short,
-                    r.created or "",
-                    _human(r.size),
-                )
-            )
+        template = parse_format(fmt, IMAGE_FIELDS)
+    keep = list(filters)
+    if repository is not None:
+        keep.append("reference=" + _reference_pattern(repository))
+    with _open(ctx) as store:
+        rows = filter_images(store, list_images(store, show_digests=digests), keep)
+    lines = [template.render(_image_fields(r, no_trunc)) for r in rows]
+    if quiet:
+        lines = list(dict.fromkeys(lines))
+    if template.table:
+        lines = align([template.render(_IMAGE_HEADERS), *lines])
+    for line in lines:
+        click.echo(line)
+
+
+def _reference_pattern(text: str) -> str:
+    """``images REPO[:TAG]``: the familiar name (and tag) to match, checked as a reference."""
+    ref = parse(text)
+    name = familiar_name(ref.name)
+    if ref.digest:
+        raise InvalidInputError(f"{text}: give REPOSITORY[:TAG], not a digest")
+    return f"{name}:{ref.tag}" if ref.tag else name
 
 
 @cli.command("inspect")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["json"]), default="json", help="Output format.")
+@click.option("--raw", is_flag=True, help="Transport references: the manifest's bytes as stored.")
+@click.option("--config", "config", is_flag=True, help="Transport references: the image config.")
+@click.option("--platform", help="Transport references: the image of an index to inspect.")
 @pass_context
-def inspect_cmd(ctx: CliContext, images: tuple[str, ...], fmt: str) -> None:
-    """Show the details of images as a JSON list (like ``docker inspect``)."""
+def inspect_cmd(  # noqa: PLR0917 - click passes options positionally
+    ctx: CliContext,
+    images: tuple[str, ...],
+    fmt: str,
+    raw: bool,
+    config: bool,
+    platform: str | None,
+) -> None:
+    """Show local images as a JSON list (as docker inspect), or a transport reference as skopeo.
+
+    \b
+    Examples:
+      lorry inspect alpine:3.20
+      lorry inspect --platform linux/arm64 docker://localhost:5000/app:1
+    """
+    from lorry.cli.remote_cmds import route_inspect  # here, not at import: start-up time
+
+    if route_inspect(ctx, images, raw=raw, config=config, platform=platform):
+        return
     with _open(ctx) as store:
         _json([inspect_image(store, find_image(store, text)[0]) for text in images])
 
@@ -176,7 +272,7 @@ def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
                 click.echo(f"Deleted {title}:")
                 for item in items:
                     click.echo(f"  {item}")
-    click.echo(f"Total reclaimed space: {_human(report.freed)}")
+    click.echo(f"Total reclaimed space: {human_size(report.freed)}")
 
 
 @cli.command("fsck")

@@ -5,9 +5,12 @@ The top document is fetched by tag or digest. Fetched by digest, its digest is c
 anything is parsed (for signed schema1, the digest of the JWS payload, which is the one
 registries and docker name it by). An index (OCI index or Docker manifest list) is resolved to
 the best entry for the wanted platform — host by default — or to every entry with
-``all_platforms``; nested indexes are followed, unknown entry types skipped. Schema1 manifests
+``all_platforms``; nested indexes are followed (at most ``_MAX_NESTING`` deep), unknown entry
+types skipped; an index of more than :data:`MAX_INDEX_ENTRIES` entries is refused as soon as it
+is parsed, and one resolve fetches at most that many documents below the top. Schema1 manifests
 are checked and cleaned as moby's ``fixManifestLayers`` does. Everything here blocks: run it in
-a worker thread.
+a worker thread. :func:`platform_warning` is the one rule for docker's warning when a
+single-platform image is not the platform asked for (or the host's).
 """
 
 from __future__ import annotations
@@ -19,18 +22,23 @@ from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Index, Manifest, Schema1Manifest, parse_manifest
-from lorry.platform import Platform
+from lorry.platform import Platform, matches
 
 __all__ = [
+    "MAX_INDEX_ENTRIES",
     "ManifestGetter",
     "Resolved",
     "Target",
     "choose",
     "display_platform",
+    "platform_warning",
     "verify_top",
 ]
 
 _MAX_NESTING = 4
+#: The most entries an index may list, and the most documents one resolve fetches below the top
+#: document: a hostile index of 10,000 entries costs its own bytes, not 10,000 requests.
+MAX_INDEX_ENTRIES = 1000
 
 
 class ManifestGetter(Protocol):
@@ -72,6 +80,35 @@ def display_platform(platform: Platform) -> str:
     return str(platform)
 
 
+def platform_warning(
+    reference: str,
+    actual: Platform,
+    requested: Platform | None = None,
+    *,
+    host: Platform | None = None,
+) -> str | None:
+    """Docker's one-line warning when a single-platform image does not fit, else None.
+
+    An index never needs it (its entry is chosen by platform, or none is). With ``requested``
+    the words are those of ``docker pull --platform``; without, those of ``docker run``, where
+    the image must run on ``host`` (default: this machine).
+    """
+    if requested is not None:
+        if matches(requested, actual):
+            return None
+        return (
+            f"WARNING: image with reference {reference} was found but does not match the "
+            f"specified platform: wanted {requested}, actual: {actual}"
+        )
+    machine = host or Platform.host()
+    if matches(machine, actual):
+        return None
+    return (
+        f"WARNING: The requested image's platform ({actual}) does not match the detected host "
+        f"platform ({machine}) and no specific platform was requested"
+    )
+
+
 def choose(
     client: ManifestGetter,
     raw: bytes,
@@ -90,6 +127,8 @@ def choose(
         return Resolved(digest, doc.media_type, (Target(doc.fix_layers(), digest, doc.media_type),))
     if isinstance(doc, Manifest):
         return Resolved(digest, doc.media_type, (Target(doc, digest, doc.media_type),))
+    _check_entries(doc)
+    client = _Budget(client, doc.digest)
     host = platform or Platform.host()
     indexes: list[Index] = []
     if all_platforms:
@@ -112,6 +151,33 @@ def verify_top(raw: bytes, media_type: str, wanted: Digest) -> None:
     raise IntegrityError(f"manifest verification failed for digest {wanted}")
 
 
+class _Budget:
+    """A ManifestGetter that refuses to fetch more than :data:`MAX_INDEX_ENTRIES` documents."""
+
+    def __init__(self, client: ManifestGetter, top: Digest) -> None:
+        self._client = client
+        self._top = top
+        self._left = MAX_INDEX_ENTRIES
+
+    def get_manifest(self, ref: str | Digest) -> tuple[bytes, str, Digest]:
+        """The client's answer, while the budget lasts."""
+        if self._left <= 0:
+            raise UnsupportedError(
+                f"index {self._top}: more than {MAX_INDEX_ENTRIES} manifests below it"
+            )
+        self._left -= 1
+        return self._client.get_manifest(ref)
+
+
+def _check_entries(index: Index) -> None:
+    """Refuse an index with more entries than lorry follows, before any entry is fetched."""
+    if len(index.manifests) > MAX_INDEX_ENTRIES:
+        raise UnsupportedError(
+            f"index {index.digest}: {len(index.manifests)} entries, more than the "
+            f"{MAX_INDEX_ENTRIES} lorry follows"
+        )
+
+
 def _child(client: ManifestGetter, entry_digest: Digest, size: int) -> Manifest | Index:
     """Fetch an index entry by digest (verified by the client) and check its size."""
     raw, media_type, _ = client.get_manifest(entry_digest)
@@ -120,6 +186,8 @@ def _child(client: ManifestGetter, entry_digest: Digest, size: int) -> Manifest 
     doc = parse_manifest(raw, media_type)
     if isinstance(doc, Schema1Manifest):
         raise UnsupportedError(f"manifest {entry_digest}: a schema1 manifest inside an index")
+    if isinstance(doc, Index):
+        _check_entries(doc)
     return doc
 
 

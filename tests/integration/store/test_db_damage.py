@@ -111,7 +111,7 @@ def test_damaged_db_is_reported_untouched_then_repaired(
         assert f"moved the damaged database aside to {kept}" in out
     assert _blobs(root) == before_blobs
 
-    rc, out, _ = _lorry(root, capsys, "images", "-q")
+    rc, out, _ = _lorry(root, capsys, "images", "-q", "--no-trunc")
     assert rc == 0 and out.split() == [str(one.config_digest)]
     rc, out, _ = _lorry(root, capsys, "fsck")
     assert rc == 0 and "1 images" in out and "0 problems" in out
@@ -130,7 +130,7 @@ def test_brand_new_store_and_empty_db_without_blobs_are_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "new"
-    rc, out, _ = _lorry(root, capsys, "images", "-q")
+    rc, out, _ = _lorry(root, capsys, "images", "-q", "--no-trunc")
     assert rc == 0 and out == "" and (root / "lorry.db").stat().st_size > 0
     assert _lorry(root, capsys, "fsck")[0] == 0
     # A creation killed before the first write leaves an empty file and no blobs: nothing lost.
@@ -149,7 +149,9 @@ def test_repair_of_a_sound_store_changes_nothing(
     assert rc == 0 and "0 problems" in out and "rebuilt" not in out
     assert not list(root.glob("damaged-*"))
     rc, out, _ = _lorry(root, capsys, "images", "--format", "json")
-    assert [(r["Repository"], r["Tag"]) for r in json.loads(out)] == [("app", "v1")]
+    assert [(r["Repository"], r["Tag"]) for r in map(json.loads, out.splitlines())] == [
+        ("app", "v1")
+    ]
 
 
 def test_corrupt_blob_found_by_repair_is_reported_kept_aside_and_not_registered(
@@ -184,7 +186,7 @@ def test_corrupt_blob_found_by_repair_is_reported_kept_aside_and_not_registered(
     assert kept.read_bytes() == bytes(flipped)
     # The other layers and config of the skipped image stay for a later pull to reuse.
     assert rep["Unreferenced"] == 4
-    rc, out, _ = _lorry(root, capsys, "images", "-q")
+    rc, out, _ = _lorry(root, capsys, "images", "-q", "--no-trunc")
     assert out.split() == [str(one.config_digest)]
     assert _lorry(root, capsys, "fsck")[0] == 0
 
@@ -326,7 +328,8 @@ def test_what_a_corrupt_db_still_holds_is_salvaged(
     with Store.open(root) as store:
         assert store.images.get(built.config_digest).created == created
         assert store.distmeta.for_diff_id(built.diff_ids[0])[0].repository == remote[0].repository
-    rc, out, _ = _lorry(root, capsys, "images", "--format", "json")
-    assert [(r["Tag"], r["Id"]) for r in json.loads(out)] == [("v1", str(built.config_digest))]
+    rc, out, _ = _lorry(root, capsys, "images", "--no-trunc", "--format", "json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["Tag"], r["ID"]) for r in rows] == [("v1", str(built.config_digest))]
     rc, out, _ = _lorry(root, capsys, "inspect", src)
     assert json.loads(out)[0]["RepoDigests"]
