@@ -128,3 +128,26 @@ def test_bad_listing_input_is_one_line(
     assert run(["--root", str(root), "images", *args]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and said in captured.err, captured
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{.Id}}",
+        "{{.Os}}/{{.Architecture}}",
+        "{{json .RootFS.Layers}}",
+        "{{index .RepoTags 0}} {{len .RepoTags}}",
+        "{{.Created}}",
+        "{{json .Config.Env}}",
+    ],
+)
+def test_inspect_format_equals_dockers(
+    both: tuple[Path, BuiltImage],
+    dockerd: DockerDaemon,
+    capsys: pytest.CaptureFixture[str],
+    template: str,
+) -> None:
+    root, _ = both
+    assert run(["--root", str(root), "inspect", "-f", template, f"{REPO}:v1"]) == 0
+    ours = capsys.readouterr().out
+    assert ours == dockerd.docker(["image", "inspect", "-f", template, f"{REPO}:v1"]).decode()

@@ -299,3 +299,20 @@ def test_bad_input_is_one_line_with_the_exit_code_of_its_kind(
     assert "oci:/tmp/x:1" in line
     line = _error_line(capsysbinary, 2, "inspect", "dir:/tmp/x")
     assert "dir" in line
+
+
+def test_go_templates_on_remote_inspect_and_ls(pushed: Pushed, capsysbinary: Capture) -> None:
+    # skopeo inspect --format takes the same templates over the same document.
+    template = "{{.Digest}} {{.Os}}/{{.Architecture}} {{len .Layers}}"
+    ours = _ok(capsysbinary, "inspect", "--format", template, pushed.one_ref)
+    assert ours == _skopeo(pushed.one_ref, "--format", template)
+    config = _ok(
+        capsysbinary, "inspect", "--config", "-f", "{{json .rootfs.diff_ids}}", pushed.one_ref
+    )
+    assert json.loads(config) == [str(d) for d in pushed.one.diff_ids]
+    bare, tag = pushed.one_ref.removeprefix("docker://").rsplit(":", 1)
+    lines = _ok(capsysbinary, "ls", "--format", "{{.Repository}}:{{.Tag}}", bare).decode().split()
+    assert lines == [f"{bare}:{t}" for t in _ok(capsysbinary, "ls", bare).decode().split()]
+    assert f"{bare}:{tag}" in lines
+    line = _error_line(capsysbinary, 2, "ls", "--format", "{{.Digest}}", bare)
+    assert "unknown field .Digest" in line

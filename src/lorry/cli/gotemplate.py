@@ -20,7 +20,7 @@ from typing import Any
 
 from lorry.errors import InvalidInputError
 
-__all__ = ["Template", "align", "parse_format"]
+__all__ = ["Template", "align", "parse_format", "render_each"]
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _TOKEN = re.compile(r'\s*(?:(\|)|("(?:[^"\\]|\\.)*")|(-?\d+)|(\.[A-Za-z0-9_.]*)|([A-Za-z_]\w*))')
@@ -233,3 +233,24 @@ def align(lines: Sequence[str], *, minwidth: int = 10, padding: int = 3) -> list
         "".join(cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])) + cells[-1]
         for cells in rows
     ]
+
+
+def render_each(
+    fmt: str,
+    rows: Sequence[Mapping[str, Any]],
+    fields: Sequence[str] | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Every row through ``fmt`` (``json``: ``{{json .}}``), one output line per row.
+
+    ``fields`` are the names a template may use (default: every key the rows have); a
+    ``table`` template gets a header row rendered from ``headers`` (default: field names in
+    capitals) and docker's alignment.
+    """
+    known = list(fields) if fields is not None else sorted({k for r in rows for k in r})
+    template = parse_format("{{json .}}" if fmt == "json" else fmt, known)
+    lines = [template.render(row) for row in rows]
+    if template.table:
+        titles = headers if headers is not None else {f: f.upper() for f in known}
+        lines = align([template.render(titles), *lines])
+    return lines

@@ -10,7 +10,6 @@ prints one JSON object per line, as docker's ``--format json`` does.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -119,8 +118,8 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json"]),
-    help="One JSON object per line (Repository, Tag).",
+    metavar="FORMAT",
+    help="'json' (one object per line) or a Go template over Repository and Tag.",
 )
 @pass_context
 def ls_cmd(ctx: CliContext, repository: str, page_size: int | None, fmt: str | None) -> None:
@@ -129,7 +128,7 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None, fmt: str | N
     \b
     Examples:
       lorry ls localhost:5000/app
-      lorry ls --format json r.example/team/app
+      lorry ls --format '{{.Repository}}:{{.Tag}}' r.example/team/app
     """
     from lorry.ops.settings_bridge import registry_config
     from lorry.registry.client import RegistrySession  # here, not at import: start-up time
@@ -139,11 +138,15 @@ def ls_cmd(ctx: CliContext, repository: str, page_size: int | None, fmt: str | N
         raise InvalidInputError(f"{repository}: give a repository without tag or digest")
     with RegistrySession(registry_config(ctx.settings)) as session:
         names = session.client_for(ref).list_tags(page_size)
-    for name in names:
-        if fmt == "json":
-            click.echo(json.dumps({"Repository": ref.familiar_name, "Tag": name}))
-        else:
+    if fmt is None:
+        for name in names:
             click.echo(name)
+        return
+    from lorry.cli.gotemplate import render_each
+
+    rows = [{"Repository": ref.familiar_name, "Tag": name} for name in names]
+    for line in render_each(fmt, rows, ["Repository", "Tag"]):
+        click.echo(line)
 
 
 def _chosen(ctx: CliContext, reference: str, platform: str) -> tuple[bytes, str]:

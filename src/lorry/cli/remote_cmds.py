@@ -83,9 +83,19 @@ def _as_transport(text: str) -> str:
 
 
 def inspect_remote(
-    ctx: CliContext, reference: str, *, raw: bool, config: bool, platform: str | None
+    ctx: CliContext,
+    reference: str,
+    *,
+    raw: bool,
+    config: bool,
+    platform: str | None,
+    fmt: str | None = None,
 ) -> None:
-    """``lorry inspect`` of one transport reference, as ``skopeo inspect`` (flags alike)."""
+    """``lorry inspect`` of one transport reference, as ``skopeo inspect`` (flags alike).
+
+    ``fmt`` is a Go template for the document (or the config with ``config``), as skopeo's
+    ``--format``.
+    """
     from lorry.ops import inspect_remote as ops  # here, not at import: start-up time
     from lorry.ops.settings_bridge import session_options
 
@@ -108,6 +118,11 @@ def inspect_remote(
         write_bytes(ops.config_bytes(found))
     elif raw:
         write_bytes(found.manifest.raw)
+    elif fmt is not None:
+        from lorry.cli.gotemplate import render_each
+
+        doc = json.loads(ops.config_bytes(found)) if config else ops.inspect_document(found)
+        click.echo(render_each(fmt, [doc])[0])
     elif config:
         _json(json.loads(ops.config_bytes(found)))
     else:
@@ -159,7 +174,10 @@ def delete_cmd(ctx: CliContext, reference: str) -> None:
 @click.argument("registry")
 @click.option("--page-size", type=click.IntRange(1, 1000), help="Names asked for per request.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json"]), help="One JSON object per line (Repository)."
+    "--format",
+    "fmt",
+    metavar="FORMAT",
+    help="'json' (one object per line) or a Go template over Repository.",
 )
 @pass_context
 def catalog_cmd(ctx: CliContext, registry: str, page_size: int | None, fmt: str | None) -> None:
@@ -174,11 +192,14 @@ def catalog_cmd(ctx: CliContext, registry: str, page_size: int | None, fmt: str 
     from lorry.ops.settings_bridge import session_options
 
     names = catalog_sync(registry, page_size, session_options=session_options(ctx.settings))
-    for ref in names:
-        if fmt == "json":
-            click.echo(json.dumps({"Repository": ref.familiar_name}, ensure_ascii=False))
-        else:
+    if fmt is None:
+        for ref in names:
             click.echo(ref.repository)
+        return
+    from lorry.cli.gotemplate import render_each
+
+    for line in render_each(fmt, [{"Repository": r.familiar_name} for r in names], ["Repository"]):
+        click.echo(line)
 
 
 def route_inspect(
@@ -188,6 +209,7 @@ def route_inspect(
     raw: bool,
     config: bool,
     platform: str | None,
+    fmt: str | None = None,
 ) -> bool:
     """Inspect a transport reference here and return True; False leaves bare names to the store.
 
@@ -200,7 +222,7 @@ def route_inspect(
             raise InvalidInputError(
                 f"inspect: {remote[0]}: a transport reference is inspected on its own"
             )
-        inspect_remote(ctx, remote[0], raw=raw, config=config, platform=platform)
+        inspect_remote(ctx, remote[0], raw=raw, config=config, platform=platform, fmt=fmt)
         return True
     given = [f for f, on in (("--raw", raw), ("--config", config), ("--platform", platform)) if on]
     if given:

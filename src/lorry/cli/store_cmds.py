@@ -174,7 +174,13 @@ def _reference_pattern(text: str) -> str:
 
 @cli.command("inspect")
 @click.argument("images", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", help="Output format.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    metavar="FORMAT",
+    help="'json' (default: a JSON list) or a Go template applied to each document.",
+)
 @click.option("--raw", is_flag=True, help="Transport references: the manifest's bytes as stored.")
 @click.option("--config", "config", is_flag=True, help="Transport references: the image config.")
 @click.option("--platform", help="Transport references: the image of an index to inspect.")
@@ -182,7 +188,7 @@ def _reference_pattern(text: str) -> str:
 def inspect_cmd(  # noqa: PLR0917 - click passes options positionally
     ctx: CliContext,
     images: tuple[str, ...],
-    fmt: str,
+    fmt: str | None,
     raw: bool,
     config: bool,
     platform: str | None,
@@ -193,13 +199,21 @@ def inspect_cmd(  # noqa: PLR0917 - click passes options positionally
     Examples:
       lorry inspect alpine:3.20
       lorry inspect --platform linux/arm64 docker://localhost:5000/app:1
+      lorry inspect -f '{{.Os}}/{{.Architecture}} {{json .RootFS.Layers}}' alpine:3.20
     """
+    from lorry.cli.gotemplate import render_each
     from lorry.cli.remote_cmds import route_inspect  # here, not at import: start-up time
 
-    if route_inspect(ctx, images, raw=raw, config=config, platform=platform):
+    template = None if fmt in (None, "json") else fmt
+    if route_inspect(ctx, images, raw=raw, config=config, platform=platform, fmt=template):
         return
     with _open(ctx) as store:
-        _json([inspect_image(store, find_image(store, text)[0]) for text in images])
+        docs = [inspect_image(store, find_image(store, text)[0]) for text in images]
+    if template is None:
+        _json(docs)
+        return
+    for line in render_each(template, docs):
+        click.echo(line)
 
 
 @cli.command("tag")
@@ -207,7 +221,12 @@ def inspect_cmd(  # noqa: PLR0917 - click passes options positionally
 @click.argument("target")
 @pass_context
 def tag_cmd(ctx: CliContext, source: str, target: str) -> None:
-    """Create the tag TARGET that refers to the image SOURCE."""
+    """Create the tag TARGET that refers to the image SOURCE.
+
+    \b
+    Example:
+      lorry tag alpine:3.20 localhost:5000/alpine:3.20
+    """
     ref = parse(target)
     if ref.digest is not None:
         raise InvalidInputError(f"tag {target}: a tag cannot contain a digest")
@@ -223,7 +242,13 @@ def tag_cmd(ctx: CliContext, source: str, target: str) -> None:
 @_FORMAT
 @pass_context
 def rmi_cmd(ctx: CliContext, images: tuple[str, ...], force: bool, fmt: str) -> None:
-    """Untag images, and delete each image whose last reference goes."""
+    """Untag images, and delete each image whose last reference goes.
+
+    \b
+    Examples:
+      lorry rmi alpine:3.20
+      lorry rmi -f 1c0c1e0a9869
+    """
     total = RemoveResult()
     with _open(ctx) as store:
         for text in images:
@@ -254,7 +279,13 @@ def rmi_cmd(ctx: CliContext, images: tuple[str, ...], force: bool, fmt: str) -> 
 @_FORMAT
 @pass_context
 def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
-    """Remove unreferenced images, layers, blobs and stale partial downloads."""
+    """Remove unreferenced images, layers, blobs and stale partial downloads.
+
+    \b
+    Examples:
+      lorry prune
+      lorry prune -q
+    """
     with _open(ctx) as store:
         report = prune(store)
     groups = {
@@ -286,7 +317,13 @@ def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
 @_FORMAT
 @pass_context
 def fsck_cmd(ctx: CliContext, quiet: bool, do_repair: bool, fmt: str) -> None:
-    """Re-hash every blob and check every record; exit non-zero on damage."""
+    """Re-hash every blob and check every record; exit non-zero on damage.
+
+    \b
+    Examples:
+      lorry fsck
+      lorry fsck --repair
+    """
     layout = StoreLayout(resolve_root(ctx.root))
     repaired: RepairReport | None = None
     if do_repair:
