@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import anyio
 import anyio.to_thread
 
+from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError, LorryError
 from lorry.ops._held import held
@@ -38,9 +39,10 @@ from lorry.ops._pull_progress import digest_line, pulling_from, status_line
 from lorry.ops.blocking import run_blocking
 from lorry.ops.copy import CopyOptions, Flow, copy_resolved, resolve_source
 from lorry.ops.layer_chain import LayerDownloads, download_manager
+from lorry.ops.resolve import platform_warning
 from lorry.ops.session import SessionLease, SessionOptions, check_remote_reference, lease_session
 from lorry.platform import Platform
-from lorry.progress import NullSink, ProgressSink
+from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import Reference, parse, parse_docker_ref
 from lorry.registry.client import RegistrySession
 from lorry.store import Store
@@ -222,8 +224,28 @@ async def _pull_ref(
         for target, image in zip(resolved.targets, dest.images, strict=True)
     )
     assert dest.tagged is not None
+    if not mt.is_index(resolved.media_type):
+        warning = await anyio.to_thread.run_sync(
+            _platform_warning, job.store, dest.tagged.id, ref, want
+        )
+        if warning is not None:
+            job.sink.emit(ProgressEvent(status=warning, is_message=True))
     job.sink.emit(digest_line(resolved.digest))
     return PullResult(ref, dest.tagged.id, resolved.digest, dest.updated, images)
+
+
+def _platform_warning(
+    store: Store, image_id: Digest, ref: Reference, want: Platform | None
+) -> str | None:
+    """Docker's warning when the single-platform image pulled does not fit ``want`` or the host."""
+    config = store.images.config(image_id)
+    if not config.get("os") or not config.get("architecture"):
+        return None  # nothing to compare (a config need not say)
+    actual = Platform.from_dict(
+        {k: config.get(k) for k in ("os", "architecture", "variant") if config.get(k)},
+        f"config of {ref.familiar}",
+    )
+    return platform_warning(ref.familiar, actual, want)
 
 
 async def _pull_all_tags(
