@@ -9,6 +9,8 @@ origin may have open at once (a semaphore held from request to the end of the re
 and retries a request once on a fresh connection when a reused keep-alive connection turns out
 to have been closed by the server — the one replay that is always safe, because the server saw
 nothing. Redirects, auth and retries are the caller's business (:mod:`lorry.registry.transport`).
+Every connection reads under the pool's :class:`~lorry.registry.deadlines.Deadlines` (the wait
+for a GET's response head, the time a small body may take) on top of the per-read idle timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from email.message import Message
 from urllib.parse import urlsplit
 
 from lorry.errors import AuthError, LorryError, StallError, UnavailableError
+from lorry.registry import deadlines as _deadlines
+from lorry.registry.deadlines import (
+    DeadlineError,
+    Deadlines,
+    TimedHTTPConnection,
+    TimedHTTPSConnection,
+)
 from lorry.registry.redact import get_logger, redact_url
 
 __all__ = ["Body", "HttpPool", "Origin", "Response", "translate_error"]
@@ -67,6 +76,8 @@ def translate_error(exc: BaseException, what: str) -> LorryError:
         return exc
     if isinstance(exc, ssl.SSLCertVerificationError):
         return AuthError(f"{what}: TLS certificate verification failed: {exc.verify_message}")
+    if isinstance(exc, DeadlineError):
+        return StallError(f"{what}: {exc}")
     if isinstance(exc, TimeoutError | socket.timeout):
         return StallError(f"{what}: no data from the server within the timeout")
     if isinstance(exc, http.client.IncompleteRead):
@@ -84,7 +95,7 @@ class Response:
         self,
         pool: HttpPool,
         origin: Origin,
-        conn: http.client.HTTPConnection,
+        conn: TimedHTTPConnection,
         raw: http.client.HTTPResponse,
         *,
         url: str,
@@ -93,7 +104,8 @@ class Response:
     ) -> None:
         self._pool = pool
         self._origin = origin
-        self._conn: http.client.HTTPConnection | None = conn
+        self._conn: TimedHTTPConnection | None = conn
+        self._timer = conn.timer
         # Kept for abort(): http.client drops conn.sock once a response will close the socket.
         self._sock: socket.socket | None = conn.sock
         self._raw = raw
@@ -121,10 +133,17 @@ class Response:
         except ValueError:
             return None
 
+    def _arm_small(self) -> None:
+        """Put a small body (by its Content-Length) under the pool's body deadline."""
+        length = self.content_length
+        if length is not None and length <= self._pool.deadlines.small:
+            self._timer.arm_body(self._pool.deadlines)
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes of the body (all of it when ``n`` < 0); b"" at the end."""
         if self._conn is None:
             return b""
+        self._arm_small()
         try:
             data = self._raw.read() if n < 0 else self._raw.read(n)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -139,6 +158,7 @@ class Response:
         returned before a later failure is raised); b"" at the end."""
         if self._conn is None:
             return b""
+        self._arm_small()
         try:
             data = self._raw.read1(n)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -159,7 +179,12 @@ class Response:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def read_capped(self, limit: int) -> tuple[bytes, bool]:
-        """At most ``limit`` bytes of the body and whether the body was longer."""
+        """At most ``limit`` bytes of the body and whether the body was longer.
+
+        The body is read whole, so it is small: the pool's body deadline bounds it.
+        """
+        if self._conn is not None:
+            self._timer.arm_body(self._pool.deadlines)
         buf = bytearray()
         while len(buf) <= limit:
             chunk = self.read(min(_BLOCK, limit + 1 - len(buf)))
@@ -186,6 +211,7 @@ class Response:
     def _finish(self) -> None:
         """The body was read to the end: keep the connection if the server allows it."""
         conn, self._conn = self._conn, None
+        self._timer.disarm()
         if conn is not None:
             keep = self._raw.isclosed() and not self._raw.will_close
             self._pool.release(self._origin, conn, reuse=keep)
@@ -195,6 +221,7 @@ class Response:
         if self._conn is not None and not self._raw.isclosed() and self._raw.length == 0:
             self._raw.read()  # an empty body (HEAD, 204) is complete once "read"
         conn, self._conn = self._conn, None
+        self._timer.disarm()
         if conn is not None:
             reuse = self._raw.isclosed() and not self._raw.will_close
             if not reuse:
@@ -218,13 +245,17 @@ class HttpPool:
         timeout: float = 60.0,
         ssl_context: Callable[[str], ssl.SSLContext] | None = None,
         user_agent: str = "lorry",
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.per_host = per_host
         self.timeout = timeout
+        #: The response deadlines (default: :data:`~lorry.registry.deadlines.DEFAULT_DEADLINES`
+        #: as it is when the pool is made); may be replaced while the pool is idle.
+        self.deadlines = deadlines if deadlines is not None else _deadlines.DEFAULT_DEADLINES
         self.user_agent = user_agent
         self._ssl_context = ssl_context or (lambda host: ssl.create_default_context())
         self._lock = threading.Lock()
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Origin, list[TimedHTTPConnection]] = {}
         self._slots: dict[Origin, threading.BoundedSemaphore] = {}
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._closed = False
@@ -267,7 +298,9 @@ class HttpPool:
         """Try an idle connection first; on a stale one, retry once on a fresh connection."""
         conn, reused = self._checkout(origin)
         try:
-            raw = _exchange(conn, method, target, hdrs, body)
+            raw = _exchange(
+                conn, method, target, hdrs, body, head_deadline=self.deadlines.head_for(method)
+            )
         except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
             conn.close()
             # Only idempotent requests are replayed: a PATCH or POST may have been half-applied.
@@ -276,7 +309,9 @@ class HttpPool:
             log.debug("stale keep-alive connection to %s; reconnecting", origin.netloc)
             conn = self._new_connection(origin)
             try:
-                raw = _exchange(conn, method, target, hdrs, body)
+                raw = _exchange(
+                    conn, method, target, hdrs, body, head_deadline=self.deadlines.head_for(method)
+                )
             except (OSError, http.client.HTTPException) as exc2:
                 conn.close()
                 raise translate_error(exc2, what) from exc2
@@ -288,7 +323,7 @@ class HttpPool:
             raise
         return Response(self, origin, conn, raw, url=url, method=method, what=what)
 
-    def release(self, origin: Origin, conn: http.client.HTTPConnection, *, reuse: bool) -> None:
+    def release(self, origin: Origin, conn: TimedHTTPConnection, *, reuse: bool) -> None:
         """Give a connection back (kept idle when ``reuse``) and free its origin slot."""
         with self._lock:
             if reuse and not self._closed:
@@ -316,7 +351,7 @@ class HttpPool:
                 slot = self._slots[origin] = threading.BoundedSemaphore(self.per_host)
             return slot
 
-    def _checkout(self, origin: Origin) -> tuple[http.client.HTTPConnection, bool]:
+    def _checkout(self, origin: Origin) -> tuple[TimedHTTPConnection, bool]:
         """An idle connection to ``origin`` if there is one, else a new one."""
         with self._lock:
             idle = self._idle.get(origin)
@@ -324,29 +359,30 @@ class HttpPool:
                 return idle.pop(), True
         return self._new_connection(origin), False
 
-    def _new_connection(self, origin: Origin) -> http.client.HTTPConnection:
+    def _new_connection(self, origin: Origin) -> TimedHTTPConnection:
         """A new, not yet connected, connection (TLS for https)."""
         if origin.scheme == "https":
             with self._lock:
                 ctx = self._contexts.get(origin.netloc)
                 if ctx is None:
                     ctx = self._contexts[origin.netloc] = self._ssl_context(origin.netloc)
-            return http.client.HTTPSConnection(
+            return TimedHTTPSConnection(
                 origin.host, origin.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
             )
-        return http.client.HTTPConnection(
-            origin.host, origin.port, timeout=self.timeout, blocksize=_BLOCK
-        )
+        return TimedHTTPConnection(origin.host, origin.port, timeout=self.timeout, blocksize=_BLOCK)
 
 
 def _exchange(
-    conn: http.client.HTTPConnection,
+    conn: TimedHTTPConnection,
     method: str,
     target: str,
     headers: dict[str, str],
     body: Body,
+    *,
+    head_deadline: float | None,
 ) -> http.client.HTTPResponse:
-    """Write the request (streaming an iterable body) and read the response head."""
+    """Write the request (streaming an iterable body) and read the response head, within
+    ``head_deadline`` seconds of the request's last byte when one is given."""
     conn.putrequest(method, target, skip_accept_encoding=True)
     chunked = False
     if isinstance(body, bytes):
@@ -369,4 +405,9 @@ def _exchange(
             conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         if chunked:
             conn.send(b"0\r\n\r\n")
-    return conn.getresponse()
+    if head_deadline is not None:
+        conn.timer.arm_head(head_deadline)
+    try:
+        return conn.getresponse()
+    finally:
+        conn.timer.disarm()

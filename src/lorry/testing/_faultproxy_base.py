@@ -1,9 +1,10 @@
 """Server plumbing of the fault proxy: threaded loopback servers, body streaming, redirect host.
 
-:mod:`lorry.testing.faultproxy` is the public face; this module holds what both of its servers
-share: a threaded HTTP/1.1 server that can cut its open connections on stop, a request handler
-that streams bodies in bounded pieces (Content-Length or chunked) and can cut a response short,
-and :class:`RedirectHost`, the second loopback server that plays blob storage.
+:mod:`lorry.testing.faultproxy` is the public face; this module holds what its servers (and
+:mod:`lorry.testing.hostile`) share: a threaded HTTP/1.1 server that can cut its open
+connections on stop, a request handler that streams bodies in bounded pieces (Content-Length or
+chunked) and can cut a response short, and :class:`RedirectHost`, the second loopback server
+that plays blob storage.
 """
 
 from __future__ import annotations
@@ -92,20 +93,12 @@ class LoopbackServer(socketserver.ThreadingMixIn, HTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class ServerBase:
-    """Start/stop, URL and context-manager plumbing shared by the proxy and the redirect host."""
+class ServingBase:
+    """Start/stop, URL and context-manager plumbing of a loopback server and its handler."""
 
     _handler: type[BaseHTTPRequestHandler]
 
-    def __init__(self, upstream_url: str) -> None:
-        parts = urlsplit(upstream_url.rstrip("/"))
-        if parts.scheme != "http" or not parts.hostname:
-            raise InvalidInputError(
-                f"fault proxy upstream must be an http:// URL: {upstream_url!r}"
-            )
-        self.upstream_url = f"http://{parts.netloc}"
-        self.upstream_netloc = parts.netloc
-        self._upstream_addr = (parts.hostname, parts.port or 80)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
@@ -121,10 +114,6 @@ class ServerBase:
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` of this server (valid after :meth:`start`)."""
         return f"http://{self.host}"
-
-    def upstream(self) -> http.client.HTTPConnection:
-        """A new connection to the upstream registry."""
-        return http.client.HTTPConnection(*self._upstream_addr, timeout=IO_TIMEOUT)
 
     def start(self) -> None:
         """Listen on a free port of 127.0.0.1 and serve in background threads."""
@@ -159,6 +148,25 @@ class ServerBase:
         self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class ServerBase(ServingBase):
+    """:class:`ServingBase` with an upstream registry: the proxy and the redirect host."""
+
+    def __init__(self, upstream_url: str) -> None:
+        super().__init__()
+        parts = urlsplit(upstream_url.rstrip("/"))
+        if parts.scheme != "http" or not parts.hostname:
+            raise InvalidInputError(
+                f"fault proxy upstream must be an http:// URL: {upstream_url!r}"
+            )
+        self.upstream_url = f"http://{parts.netloc}"
+        self.upstream_netloc = parts.netloc
+        self._upstream_addr = (parts.hostname, parts.port or 80)
+
+    def upstream(self) -> http.client.HTTPConnection:
+        """A new connection to the upstream registry."""
+        return http.client.HTTPConnection(*self._upstream_addr, timeout=IO_TIMEOUT)
 
 
 class StreamingHandler(BaseHTTPRequestHandler):

@@ -9,6 +9,8 @@ Everything a fixture starts listens on 127.0.0.1 and is stopped at the fixture's
   faults until the test adds them;
 - ``registry_factory(**start_registry options)``: more registries, stopped after the test;
 - ``token_issuer_factory(**TokenIssuer options)``: started token issuers, stopped after the test;
+- ``hostile_registry(**HostileRegistry options)``: started
+  :class:`~lorry.testing.hostile.HostileRegistry` servers, stopped after the test;
 - ``dockerd``: one private :class:`~lorry.testing.dockerd.DockerDaemon` for the whole session
   (image names are shared: use names unique to your test);
 - ``image_builder(**build_image options)``: built images, cached per session by arguments —
@@ -27,11 +29,13 @@ import pytest
 from lorry.testing.builder import BuiltImage, build_image
 from lorry.testing.dockerd import DockerDaemon, start_dockerd
 from lorry.testing.faultproxy import FaultProxy
+from lorry.testing.hostile import HostileRegistry
 from lorry.testing.registry import RegistryServer, start_registry
 from lorry.testing.token_issuer import TokenIssuer
 
 __all__ = [
     "dockerd",
+    "hostile_registry",
     "image_builder",
     "proxy",
     "registry",
@@ -43,6 +47,8 @@ __all__ = [
 RegistryFactory = Callable[..., RegistryServer]
 #: ``token_issuer_factory``'s type: keyword options of :class:`TokenIssuer` → a running issuer.
 TokenIssuerFactory = Callable[..., TokenIssuer]
+#: ``hostile_registry``'s type: keyword options of :class:`HostileRegistry` → a running one.
+HostileFactory = Callable[..., HostileRegistry]
 #: ``image_builder``'s type: keyword options of :func:`build_image` → the built image.
 ImageBuilder = Callable[..., BuiltImage]
 
@@ -113,6 +119,24 @@ def token_issuer_factory(tmp_path: Path) -> Iterator[TokenIssuerFactory]:
     finally:
         for issuer in issuers:
             issuer.stop()
+
+
+@pytest.fixture
+def hostile_registry() -> Iterator[HostileFactory]:
+    """Start hostile registries with any :class:`HostileRegistry` options; all stop after."""
+    servers: list[HostileRegistry] = []
+
+    def start(**options: Any) -> HostileRegistry:
+        server = HostileRegistry(**options)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def _cache_key(options: dict[str, Any]) -> str:

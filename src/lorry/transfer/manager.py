@@ -14,7 +14,10 @@ for it to end and then gets a fresh one. A transfer ends and leaves the map in o
 is no result cache), so a caller either joins in time to see the final status or starts anew;
 the result stays readable through the watchers, attaching to a finished :class:`Transfer`
 object directly delivers its final status, and the hooks registered with
-:meth:`Transfer.on_released` run once it has ended *and* every watcher has released it.
+:meth:`Transfer.on_released` run once it has ended *and* every watcher has released it. A hook
+that releases another transfer (a layer lets go of its parent) does not run that transfer's
+hooks inside its own: they are queued and run by the outermost release in the task, one after
+another, so a chain of 10,000 layers is released in a loop, not 10,000 nested calls.
 Transfers hold a **slot** under a concurrency limit (``0`` = unlimited); those that find none
 free queue first-in first-out. A job that stops moving data before it is finished (say, a
 downloaded layer waiting for its parent) calls :meth:`TransferContext.set_inactive` to hand its
@@ -33,6 +36,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
@@ -50,6 +54,12 @@ log = logging.getLogger(__name__)
 
 #: A hook run once a transfer is finished and unwatched; may return an awaitable.
 ReleaseHook = Callable[[], object]
+
+#: The transfers whose hooks the current task's outermost release still has to run, with that
+#: task's id (a task started from inside a hook inherits the variable, not the queue).
+_RELEASING: ContextVar[tuple[int, deque[Transfer[Any]]] | None] = ContextVar(
+    "lorry_transfer_releasing", default=None
+)
 
 
 class TransferContext:
@@ -167,18 +177,38 @@ class Transfer(Generic[T]):
             w._deliver(event)
 
     async def _fire_released(self) -> None:
+        """Run the release hooks once the transfer is done and unwatched; iteratively.
+
+        Inside another transfer's hook (same task) the transfer is only queued: the
+        outermost call drains the queue, so the stack stays flat however long the chain.
+        """
         if self._released or self._watchers or not self._finished:
             return
         self._released = True
+        task = anyio.get_current_task().id
+        running = _RELEASING.get()
+        if running is not None and running[0] == task:
+            running[1].append(self)
+            return
+        queue: deque[Transfer[Any]] = deque([self])
+        token = _RELEASING.set((task, queue))
+        try:
+            with anyio.CancelScope(shield=True):
+                while queue:
+                    await queue.popleft()._run_hooks()
+        finally:
+            _RELEASING.reset(token)
+
+    async def _run_hooks(self) -> None:
+        """Run this transfer's hooks in order; a failing hook is logged, the rest still run."""
         hooks, self._hooks = self._hooks, []
-        with anyio.CancelScope(shield=True):
-            for hook in hooks:
-                try:
-                    result = hook()
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    log.exception("release hook of transfer %s failed", self.key)
+        for hook in hooks:
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("release hook of transfer %s failed", self.key)
 
 
 class Watcher(Generic[T]):
