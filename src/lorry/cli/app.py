@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, str] = {
     "copy": "lorry.cli.copy_cmd",
     "pull": "lorry.cli.pull_cmd",
     "push": "lorry.cli.push_cmd",
+    "sync": "lorry.cli.sync_cmd",
     **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
     **dict.fromkeys(["config", "delete", "catalog"], "lorry.cli.remote_cmds"),
     **dict.fromkeys(["images", "inspect", "tag", "rmi", "prune", "fsck"], "lorry.cli.store_cmds"),
@@ -112,11 +113,30 @@ def cli(
     """lorry: pull, push and copy container images, fast, verified and resumable."""
     settings = load(config).with_overrides(root=root, insecure_registries=insecure or None)
     ctx.obj = CliContext(root=settings.root, debug=debug, settings=settings)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    _log_to_stderr(debug)
+
+
+class _WarningLines(logging.Formatter):
+    """Without --debug a log record reads like lorry's error line: ``lorry: warning: …``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line, control characters escaped (a registry's words may be in it)."""
+        return f"lorry: {record.levelname.lower()}: {printable(record.getMessage())}"
+
+
+def _log_to_stderr(debug: bool) -> None:
+    """Send log records to stderr (once per process, like ``logging.basicConfig``)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if debug
+        else _WarningLines()
     )
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def run(argv: list[str] | None = None) -> int:

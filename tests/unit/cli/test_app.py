@@ -86,3 +86,12 @@ def test_a_password_on_the_command_line_warns(capsys: pytest.CaptureFixture[str]
     assert run(["login", "127.0.0.1:1", "-u", "bob", "-p", "pw"]) == 6  # nothing listens there
     err = capsys.readouterr().err
     assert "WARNING! Using --password via the CLI is insecure" in err, err
+
+
+def test_warnings_read_like_error_lines_and_escape_control_bytes() -> None:
+    import logging
+
+    from lorry.cli.app import _WarningLines
+
+    record = logging.LogRecord("lorry.x", logging.WARNING, "f", 1, "tag %s\x1b[2J", ("a",), None)
+    assert _WarningLines().format(record) == "lorry: warning: tag a\\x1b[2J"
