@@ -48,6 +48,7 @@ __all__ = [
     "lorry_cmd",
     "note",
     "parse_options",
+    "rotate",
     "serve",
     "settle",
     "start",
@@ -319,20 +320,29 @@ def alternate(
     Swapping cancels any advantage of going first or second (a warm cache, the other tool's
     writeback); warm-up rounds are run and discarded. Returns (lorry runs, peer runs).
     """
-    lorry_runs: list[Run] = []
-    peer_runs: list[Run] = []
-    for i in range(options.warmup + options.runs):
-        pairs = [(lorry, lorry_runs), (peer, peer_runs)]
-        for tool, runs in pairs if i % 2 == 0 else pairs[::-1]:
-            run = tool(i)
-            settle()
-            if i >= options.warmup:
-                runs.append(run)
+    lorry_runs, peer_runs = rotate(options, [lorry, peer])
     return lorry_runs, peer_runs
 
 
-#: One image's benchmark: (image name, work dir, registry, options) → its comparison.
-BenchImageFn = Callable[[str, Path, RegistryServer, Options], Comparison]
+def rotate(options: Options, tools: Sequence[Callable[[int], Run]]) -> list[list[Run]]:
+    """Run every tool ``warmup + runs`` times, each round starting one tool further along.
+
+    The generalisation of :func:`alternate` to more than two tools: every tool goes first,
+    second, … equally often. Returns each tool's timed runs, in the order of ``tools``.
+    """
+    timed: list[list[Run]] = [[] for _ in tools]
+    for i in range(options.warmup + options.runs):
+        for k in range(len(tools)):
+            j = (i + k) % len(tools)
+            run = tools[j](i)
+            settle()
+            if i >= options.warmup:
+                timed[j].append(run)
+    return timed
+
+
+#: One image's benchmark: (image name, work dir, registry, options) → its comparison(s).
+BenchImageFn = Callable[[str, Path, RegistryServer, Options], "Comparison | list[Comparison]"]
 
 
 def run_benchmark(
@@ -343,9 +353,10 @@ def run_benchmark(
     comparisons: list[Comparison] = []
     with work_dir(options) as work, start(work / "registry") as registry:
         for name in options.images:
-            comparison = bench_image(name, work, registry, options)
-            print("\n".join(comparison.lines()), flush=True)
-            comparisons.append(comparison)
+            found = bench_image(name, work, registry, options)
+            for comparison in found if isinstance(found, list) else [found]:
+                print("\n".join(comparison.lines()), flush=True)
+                comparisons.append(comparison)
     emit_json(comparisons, options, kind)
     return 0
 

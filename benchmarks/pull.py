@@ -2,9 +2,11 @@
 
 Builds the images (``large``: 8 layers, ≈500 MB gzip, ≈1.06 GB of tar, ≈40.8k files;
 ``many-small``: 40 layers of ≈3 MB), pushes them to a local ``docker-registry`` with skopeo,
-then pulls each one with both tools alternately, every run into a fresh destination, and prints
-the median seconds, the ratio lorry/skopeo and lorry's peak RSS next to the targets
-(ratio ≤ 1.3 on 'large', peak RSS ≤ 150 MB). Run: ``.venv/bin/python benchmarks/pull.py``.
+then pulls each one in turn with ``lorry pull`` (default: blobs verified by digest, DiffIDs taken
+as the config's claim), ``lorry pull --verify-diffids`` (every layer inflated and its DiffID
+checked while it streams) and skopeo, every run into a fresh destination, and prints the median
+seconds, the ratio lorry/skopeo of each mode and lorry's peak RSS next to the targets of
+issue 11. Run: ``.venv/bin/python benchmarks/pull.py``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from _common import (
     TAG,
     Comparison,
     Options,
-    alternate,
     build,
     exit_with,
     lorry_cmd,
     note,
+    rotate,
     run_benchmark,
     serve,
 )
@@ -31,16 +33,20 @@ from _proc import BenchmarkError, Run, clean_env, run_checked, run_measured
 from lorry.testing.registry import RegistryServer
 from lorry.testing.skopeo import SKOPEO_BINARY
 
-#: Targets printed next to the figures (issue 6).
-RATIO_TARGET = {"large": 1.3}
-RSS_TARGET = 150 * MB
+#: Targets printed next to the figures (issue 11), per mode and image.
+RATIO_TARGET = {
+    "pull": {"large": 0.6, "many-small": 0.8},
+    "pull --verify-diffids": {"large": 1.45},
+}
+RSS_TARGET = 100 * MB
 
 
-def lorry_pull(ref: str, work: Path, env: dict[str, str], i: int) -> Run:
+def lorry_pull(ref: str, work: Path, env: dict[str, str], i: int, *flags: str) -> Run:
     """``lorry pull REF`` into a fresh store; check the image is there; remove the store."""
     root = work / f"lorry-store-{i}"
     log = work / "lorry-pull.log"
-    run = run_measured(lorry_cmd(root, "pull", ref, "--progress", "plain"), env=env, log=log)
+    cmd = lorry_cmd(root, "pull", ref, "--progress", "plain", *flags)
+    run = run_measured(cmd, env=env, log=log)
     if not run_checked(lorry_cmd(root, "images", "-q"), env=env, log=log).strip():
         raise BenchmarkError(f"lorry pull {ref} succeeded but the store at {root} has no image")
     shutil.rmtree(root)
@@ -60,20 +66,28 @@ def skopeo_pull(ref: str, work: Path, env: dict[str, str], i: int) -> Run:
     return run
 
 
-def bench_image(name: str, work: Path, registry: RegistryServer, options: Options) -> Comparison:
-    """Build, serve and pull one image with both tools; return the comparison."""
+def bench_image(
+    name: str, work: Path, registry: RegistryServer, options: Options
+) -> list[Comparison]:
+    """Build, serve and pull one image with lorry (both modes) and skopeo; compare each mode."""
     image = build(name, work / "images" / name)
     ref = serve(image, registry)
     env = clean_env(work / "home")
     note(f"pulling {ref}: {options.warmup} warm-up + {options.runs} timed runs per tool")
-    lorry_runs, skopeo_runs = alternate(
+    default, eager, skopeo = rotate(
         options,
-        lambda i: lorry_pull(ref, work, env, i),
-        lambda i: skopeo_pull(ref, work, env, i),
+        [
+            lambda i: lorry_pull(ref, work, env, i),
+            lambda i: lorry_pull(ref, work, env, i, "--verify-diffids"),
+            lambda i: skopeo_pull(ref, work, env, i),
+        ],
     )
-    return Comparison(
-        "pull", image, "skopeo copy", lorry_runs, skopeo_runs, RATIO_TARGET.get(name), RSS_TARGET
-    )
+    return [
+        Comparison(
+            mode, image, "skopeo copy", runs, skopeo, RATIO_TARGET[mode].get(name), RSS_TARGET
+        )
+        for mode, runs in (("pull", default), ("pull --verify-diffids", eager))
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,7 @@ ENV_VARIABLES: Mapping[str, str] = MappingProxyType(
         "LORRY_MAX_CONCURRENT_UPLOADS": "max_concurrent_uploads",
         "LORRY_MAX_ATTEMPTS": "max_attempts",
         "LORRY_STALL_TIMEOUT": "stall_timeout",
+        "LORRY_VERIFY_DIFFIDS": "verify_diffids",
         "LORRY_INSECURE_REGISTRIES": "insecure_registries",
     }
 )
@@ -84,6 +85,9 @@ class Settings:
     max_attempts: int = 5
     #: Seconds without progress before an attempt counts as stalled (0: never).
     stall_timeout: float = 30.0
+    #: Inflate every layer at pull time and check its DiffID there (default: check it where
+    #: the layer is inflated anyway: unpack, ``lorry verify``, ``fsck --deep``).
+    verify_diffids: bool = False
     #: Per-registry options by ``host[:port]``, lower-cased.
     registries: Mapping[str, RegistrySettings] = field(default_factory=_no_registries)
     #: The configuration file these settings were read from (None: none was read).
@@ -163,6 +167,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             out[name] = text
         elif name == "insecure_registries":
             out[name] = [h.strip() for h in text.split(",") if h.strip()]
+        elif name == "verify_diffids":
+            out[name] = _env_bool(text, var)
         else:
             out[name] = _number(text, name, var)
     return out
@@ -175,6 +181,22 @@ def _number(text: str, name: str, var: str) -> int | float:
     except ValueError:
         kind = "a number" if name == "stall_timeout" else "an integer"
         raise InvalidInputError(f"{var}: must be {kind}, got {text!r}") from None
+
+
+def _env_bool(text: str, var: str) -> bool:
+    """A yes/no environment variable."""
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInputError(f"{var}: must be true or false, got {text!r}")
+
+
+def _bool(value: Any, what: str, base: Path | None) -> bool:
+    """A TOML boolean."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{what}: must be true or false, got {value!r}")
+    return value
 
 
 def _apply(
@@ -241,6 +263,7 @@ _CHECKS: Mapping[str, Any] = MappingProxyType(
         "cpu": _int(1),
         "max_attempts": _int(1),
         "stall_timeout": _seconds,
+        "verify_diffids": _bool,
     }
 )
 

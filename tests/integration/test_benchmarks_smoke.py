@@ -51,17 +51,19 @@ def test_benchmark_prints_its_figures_and_cleans_up(script: str, tmp_path: Path)
     assert any(line.strip().startswith("ratio lorry/skopeo ") for line in lines)
     doc = json.loads(lines[-1])
     assert (doc["benchmark"], doc["runs"], doc["warmup"]) == (script, 1, 0)
-    [result] = doc["results"]
-    assert result["operation"] == script
-    assert (result["image"]["name"], result["image"]["layers"]) == ("tiny", 3)
-    for side in ("lorry", "peer"):
-        figures = result[side]
-        assert len(figures["seconds"]) == len(figures["max_rss_bytes"]) == 1
-        assert figures["median_seconds"] == figures["seconds"][0] > 0
-        assert figures["max_rss_bytes"][0] > 1_000_000  # GNU time measured a real process
-    assert result["peer"]["tool"] == "skopeo copy"
-    ratio = result["lorry"]["median_seconds"] / result["peer"]["median_seconds"]
-    assert result["ratio"] == pytest.approx(ratio, rel=1e-2)  # JSON seconds are rounded
+    # pull measures both verification modes against the same skopeo runs
+    modes = [script, "pull --verify-diffids"] if script == "pull" else [script]
+    assert [r["operation"] for r in doc["results"]] == modes
+    for result in doc["results"]:
+        assert (result["image"]["name"], result["image"]["layers"]) == ("tiny", 3)
+        for side in ("lorry", "peer"):
+            figures = result[side]
+            assert len(figures["seconds"]) == len(figures["max_rss_bytes"]) == 1
+            assert figures["median_seconds"] == figures["seconds"][0] > 0
+            assert figures["max_rss_bytes"][0] > 1_000_000  # GNU time measured a real process
+        assert result["peer"]["tool"] == "skopeo copy"
+        ratio = result["lorry"]["median_seconds"] / result["peer"]["median_seconds"]
+        assert result["ratio"] == pytest.approx(ratio, rel=1e-2)  # JSON seconds are rounded
     assert list(tmp_path.iterdir()) == []  # the work directory was removed
 
 

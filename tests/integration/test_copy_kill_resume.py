@@ -160,4 +160,5 @@ def test_a_killed_copy_resumes_without_fetching_a_delivered_blob_again(
         assert not (partial_root / ".lorry-ingest").exists()
     else:
         assert not partial_root.exists()  # staging is removed once the archive is written
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tar", "skopeo-dir", "store"]
+        # nothing else beside the archive (a copy between two non-store media opens no store)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tar", "skopeo-dir"]

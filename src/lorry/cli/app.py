@@ -6,8 +6,10 @@ import importlib
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -31,6 +33,24 @@ class CliContext:
 
 pass_context = click.make_pass_decorator(CliContext)
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The renderers a command moving bytes offers (cli/render.py); every such command takes this.
+PROGRESS_MODES = ["auto", "tty", "plain", "json"]
+
+
+def progress_option(name: str = "progress") -> Callable[[F], F]:
+    """``--progress auto|tty|plain|json``, passed to the command as ``name``."""
+    return click.option(
+        "--progress",
+        name,
+        type=click.Choice(PROGRESS_MODES),
+        default="auto",
+        show_default=True,
+        help="How progress is shown on stderr.",
+    )
+
+
 #: Which module defines each command: a command's module (and what it imports) loads only when
 #: that command runs or help lists them, so ``lorry --version`` starts fast (a test keeps this
 #: table equal to the commands the modules define).
@@ -40,6 +60,7 @@ COMMAND_MODULES: dict[str, str] = {
     "copy": "lorry.cli.copy_cmd",
     "pull": "lorry.cli.pull_cmd",
     "push": "lorry.cli.push_cmd",
+    "verify": "lorry.cli.verify_cmd",
     "sync": "lorry.cli.sync_cmd",
     **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
     **dict.fromkeys(["config", "delete", "catalog"], "lorry.cli.remote_cmds"),

@@ -9,12 +9,13 @@ to stderr through the chosen renderer; the digest of what was written goes to st
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, progress_option
 from lorry.cli.render import make_renderer
 from lorry.platform import Platform
 from lorry.progress import NullSink, ProgressSink
@@ -44,13 +45,7 @@ __all__ = ["copy_cmd"]
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the digest of the copied manifest (or index) to this file.",
 )
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "tty", "plain", "json"]),
-    default="auto",
-    show_default=True,
-    help="How to show progress on stderr.",
-)
+@progress_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @pass_context
 def copy_cmd(  # noqa: PLR0917 - click passes options positionally
@@ -87,7 +82,11 @@ def copy_cmd(  # noqa: PLR0917 - click passes options positionally
         limits=limits(ctx.settings),
         retry=retry_policy(ctx.settings),
     )
-    with Store.open(ctx.root) as store:
+    with ExitStack() as stack:
+        # The store is opened only when a side is lorry: (a copy between registries and files
+        # creates no store).
+        local = any(t.startswith("lorry:") for t in (source, destination))
+        store = stack.enter_context(Store.open(ctx.root)) if local else None
         result = copy_sync(
             source,
             destination,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, progress_option
 from lorry.cli.render import make_renderer
 from lorry.errors import LorryError, exit_code
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
@@ -55,19 +55,20 @@ def _pulled(result: PullResult) -> list[str]:
 )
 @click.option("-a", "--all-tags", is_flag=True, help="Pull every tag of the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@click.option(
-    "--progress",
-    "mode",
-    type=click.Choice(["auto", "tty", "plain", "json"]),
-    default="auto",
-    show_default=True,
-    help="How progress is shown on stderr.",
-)
+@progress_option("mode")
 @click.option(
     "--max-concurrent-downloads",
     "downloads",
     type=click.IntRange(min=0),
     help="Layers downloaded at once (0: unlimited; default: the config's, else 3).",
+)
+@click.option(
+    "--verify-diffids",
+    "verify_diffids",
+    is_flag=True,
+    default=None,
+    help="Inflate each layer now and check it against the config's DiffIDs (default: the "
+    "config's setting, else checked where layers are inflated: verify, fsck --deep).",
 )
 @pass_context
 def pull_cmd(
@@ -80,6 +81,7 @@ def pull_cmd(
     quiet: bool,
     mode: ProgressMode,
     downloads: int | None,
+    verify_diffids: bool | None,
 ) -> None:
     """Pull an image (or every tag of a repository) from a registry into the store.
 
@@ -101,7 +103,9 @@ def pull_cmd(
             result = pull_with_settings_sync(
                 reference,
                 store=store,
-                settings=ctx.settings.with_overrides(max_concurrent_downloads=downloads),
+                settings=ctx.settings.with_overrides(
+                    max_concurrent_downloads=downloads, verify_diffids=verify_diffids or None
+                ),
                 platform=platform,
                 all_platforms=all_platforms,
                 all_tags=all_tags,

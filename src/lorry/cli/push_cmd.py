@@ -12,7 +12,7 @@ from typing import Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, progress_option
 from lorry.cli.render import make_renderer
 from lorry.progress import NullSink, ProgressSink
 from lorry.store import Store
@@ -23,13 +23,7 @@ __all__ = ["push_cmd"]
 @cli.command("push")
 @click.argument("source")
 @click.argument("target", required=False)
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "tty", "plain", "json"]),
-    default="auto",
-    show_default=True,
-    help="How to show progress on stderr.",
-)
+@progress_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress; print name:tag@digest on stdout.")
 @click.option(
     "--chunked/--monolithic",

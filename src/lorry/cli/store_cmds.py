@@ -15,7 +15,7 @@ import click
 
 from lorry.cli.app import CliContext, cli, pass_context
 from lorry.cli.humanize import go_time, human_size, since
-from lorry.errors import InvalidInputError, StoreError
+from lorry.errors import IntegrityError, InvalidInputError, StoreError
 from lorry.reference import parse
 from lorry.store import Store, StoreLayout, resolve_root
 from lorry.store.fsck import FsckReport, check_database, fsck
@@ -314,14 +314,21 @@ def prune_cmd(ctx: CliContext, quiet: bool, fmt: str) -> None:
     is_flag=True,
     help="Rebuild a damaged database from the blobs (the damaged file is kept), then check.",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also inflate every layer and check its DiffID (layers pulled without "
+    "--verify-diffids are verified, or marked bad).",
+)
 @_FORMAT
 @pass_context
-def fsck_cmd(ctx: CliContext, quiet: bool, do_repair: bool, fmt: str) -> None:
+def fsck_cmd(ctx: CliContext, quiet: bool, do_repair: bool, deep: bool, fmt: str) -> None:
     """Re-hash every blob and check every record; exit non-zero on damage.
 
     \b
     Examples:
       lorry fsck
+      lorry fsck --deep
       lorry fsck --repair
     """
     layout = StoreLayout(resolve_root(ctx.root))
@@ -338,9 +345,12 @@ def fsck_cmd(ctx: CliContext, quiet: bool, do_repair: bool, fmt: str) -> None:
             _print_fsck(FsckReport(problems=[problem]), None, fmt, quiet)
             raise StoreError(f"store {layout.root} is damaged: {problem.message}")
     with _open(ctx) as store:
-        report = fsck(store)
+        report = fsck(store, deep=deep)
         root = store.root
     _print_fsck(report, repaired, fmt, quiet)
+    if report.problems and all(p.kind == "diffid" for p in report.problems):
+        first = report.problems[0]
+        raise IntegrityError(f"{first.message} ({len(report.problems)} bad layers in {root})")
     if not report.ok:
         raise StoreError(f"store {root} is damaged: {len(report.problems)} problems")
 

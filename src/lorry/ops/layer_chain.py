@@ -56,6 +56,8 @@ class FetchedLayer:
     media_type: str
     size: int
     diff_id: DiffID
+    #: False when ``diff_id`` is the config's claim (the blob was not inflated).
+    verified: bool = True
 
 
 #: The download manager of copies into the store.
@@ -95,7 +97,9 @@ class LayerCopy:
         return self.desc.digest.short
 
     def diff_id(self) -> DiffID | None:
-        """The DiffID the store computed for this blob before (never the config's claim)."""
+        """The DiffID to look for an existing layer by: one the store verified for this blob,
+        or the config's claim when the store already holds a layer made from this blob with
+        that DiffID (the layer store then reuses only a layer of this very blob)."""
         return self.known
 
     def registered(self, diff_id: DiffID) -> None:
@@ -111,8 +115,16 @@ class LayerCopy:
                 self._lease.release()
 
     async def download(self, progress: TransferProgress) -> FetchedLayer:
-        """Move the blob into the store, then check its DiffID against the config's."""
+        """Move the blob into the store, then check its DiffID against the config's.
+
+        Without the destination's ``verify_diff_ids`` the blob is checked by digest and size
+        only and the config's DiffID handed on as a claim (schema1 has no config: its DiffIDs
+        are always computed).
+        """
         await self.move.run(progress)
+        if self.expected is not None and not self.dest.verify_diff_ids:
+            d = self.desc
+            return FetchedLayer(d.digest, d.media_type, d.size, self.expected, verified=False)
         diff = await anyio.to_thread.run_sync(self.dest.diff_id, self.desc)
         if self.expected is not None and diff != self.expected:
             raise IntegrityError(
@@ -133,17 +145,24 @@ class StoreLayers:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def get(self, chain_id: ChainID) -> Layer | None:
-        """The registered layer with this ChainID whose blob is present and of its size.
+    async def get(self, chain_id: ChainID, key: str) -> Layer | None:
+        """The layer with this ChainID, if it may stand for the blob ``key`` names, sound.
 
-        A layer whose blob was deleted or cut short is not "Already exists": it is fetched
-        again (and found registered when it is put back).
+        It may when it is made from that very blob (whatever a config claimed, the bytes are
+        the ones the manifest names), or when it is verified and the store verified that blob
+        to the same DiffID. Never a bad layer, nor one whose DiffID is a claim about other
+        bytes: a config that lies cannot borrow another image's layer. A layer whose blob was
+        deleted or damaged is not "Already exists": it is fetched again.
         """
 
         def find() -> Layer | None:
             layer = self.store.layers.find(chain_id)
-            if layer is None:
+            if layer is None or layer.bad_diff_id is not None:
                 return None
+            if blob_key(layer.blob_digest) != key:
+                wanted = Digest.parse(key.removeprefix("blob:"))
+                if not layer.verified or self.store.distmeta.diff_id_of(wanted) != layer.diff_id:
+                    return None
             desc = Descriptor(layer.media_type, layer.blob_digest, layer.blob_size)
             return layer if blob_is_sound(self.store, desc) else None
 
@@ -155,7 +174,10 @@ class StoreLayers:
         """Register the committed blob on top of ``parent`` (its DiffID is already known)."""
 
         def register() -> Layer:
-            return self.store.layers.register(handle.digest, parent, media_type=handle.media_type)
+            claim = None if handle.verified else handle.diff_id
+            return self.store.layers.register(
+                handle.digest, parent, media_type=handle.media_type, claimed=claim
+            )
 
         layer = await anyio.to_thread.run_sync(register)
         progress(handle.size, handle.size)
@@ -247,7 +269,9 @@ async def _one_image(
         expected = list(claimed)
 
     def known() -> list[DiffID | None]:
-        return [dest.known_diff_id(d.digest) for d in layers]
+        return [
+            dest.known_diff_id(d.digest, claim) for d, claim in zip(layers, expected, strict=True)
+        ]
 
     descs = [
         LayerCopy(

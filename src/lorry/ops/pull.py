@@ -97,6 +97,9 @@ class PullOptions:
     limits: Limits | None = None
     retry: RetryPolicy | None = None
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
+    #: Inflate each layer while it downloads and check its DiffID before it is registered
+    #: (default: digest and size only; the DiffID is checked where the layer is inflated).
+    verify_diff_ids: bool = False
 
 
 async def pull(
@@ -123,7 +126,7 @@ async def pull(
     async with held(store), _manager(store, shared, opts.retry, opts.stall_timeout) as dm:
         lease = lease_session(session, session_options)
         try:
-            job = _Job(store, lease, out, dm, opts.limits)
+            job = _Job(store, lease, out, dm, opts.limits, opts.verify_diff_ids)
             if not opts.all_tags:
                 result = await _pull_ref(job, target, want, opts.all_platforms)
                 out.emit(status_line(result.updated, target.familiar))
@@ -178,6 +181,7 @@ class _Job:
     sink: ProgressSink
     downloads: LayerDownloads
     limits: Limits | None
+    verify_diff_ids: bool = False
 
 
 def _reraise(exc: LorryError, ref: Reference) -> NoReturn:
@@ -204,7 +208,9 @@ async def _pull_ref(
     except LorryError as exc:
         _reraise(exc, ref)
     name = f"docker://{ref}"
-    dest = StoreDestination(job.store, None, name, pulled_from=ref, platform=want)
+    dest = StoreDestination(
+        job.store, None, name, pulled_from=ref, platform=want, verify_diff_ids=job.verify_diff_ids
+    )
     await copy_resolved(
         source,
         dest,

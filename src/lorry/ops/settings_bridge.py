@@ -94,6 +94,7 @@ def pull_options(settings: Settings, **fields: Any) -> PullOptions:
         limits=limits(settings),
         retry=retry_policy(settings),
         stall_timeout=stall_timeout(settings),
+        verify_diff_ids=settings.verify_diffids,
     )
     return replace(base, **fields)
 

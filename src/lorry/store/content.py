@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import zstandard
+
 from lorry.digest import DiffID, Digest, Hasher
 from lorry.errors import InvalidInputError, NotFoundError
 from lorry.store.db import Database
@@ -83,9 +85,37 @@ class LocalContentStore:
         *,
         media_type: str | None = None,
         on_wait: WaitHook | None = None,
+        diff_ids: bool = True,
     ) -> BlobWriter:
-        """Open (or wait for, or resume) the ingest of ``digest``; see :class:`IngestWriter`."""
-        return IngestWriter(self, digest, size, media_type=media_type, on_wait=on_wait)
+        """Open (or wait for, or resume) the ingest of ``digest``; see :class:`IngestWriter`.
+
+        ``diff_ids`` False: a layer is not inflated while written (its DiffID is learnt later,
+        by :meth:`layer_info`, where it is inflated anyway).
+        """
+        return IngestWriter(
+            self, digest, size, media_type=media_type, on_wait=on_wait, diff_ids=diff_ids
+        )
+
+    def estimated_size(self, digest: Digest, media_type: str) -> int:
+        """The layer's uncompressed size as its compressed stream declares it, without inflating.
+
+        gzip's trailer (the size modulo 4 GiB of the last member), zstd's frame header when it
+        has one, else the blob's own size: for display only until the layer is inflated.
+        """
+        path = self.layout.blob(digest)
+        compression = compression_for(media_type)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if compression == "gzip" and size >= 18:
+                    f.seek(size - 4)
+                    return int.from_bytes(f.read(4), "little")
+                if compression == "zstd":
+                    declared = zstandard.frame_content_size(f.read(18))
+                    return declared if declared >= 0 else size
+                return size
+        except (OSError, zstandard.ZstdError):
+            return 0
 
     def put_bytes(
         self, data: bytes, *, media_type: str | None = None, expected: Digest | None = None

@@ -77,8 +77,19 @@ CREATE TABLE blob_verified (
   ctime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, verified REAL NOT NULL);
 """
 
+# Version 3: a layer's DiffID may be its config's claim, checked later (issue 11): ``verified``
+# is when the store inflated the blob and found that DiffID (NULL: not yet), ``bad_diff_id``
+# what the content hashed to instead (the layer is then bad). Layers of older stores had their
+# DiffIDs computed at ingest: verified when they were registered.
+_V3 = """
+ALTER TABLE layers ADD COLUMN verified REAL;
+ALTER TABLE layers ADD COLUMN bad_diff_id TEXT;
+UPDATE layers SET verified = created;
+ALTER TABLE distmeta ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: SQL scripts; running MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -40,25 +40,47 @@ class DistributionMetadata:
         self.db = db
 
     def record(
-        self, diff_id: Digest, blob: Digest, registry: str, repository: str, *, hmac: str = ""
+        self,
+        diff_id: Digest,
+        blob: Digest,
+        registry: str,
+        repository: str,
+        *,
+        hmac: str = "",
+        claimed: bool = False,
     ) -> None:
         """Remember that ``blob`` (with ``diff_id``) exists at ``registry/repository``.
 
-        Raises IntegrityError unless the store computed this DiffID for this blob itself.
+        Raises IntegrityError unless the store computed this DiffID for this blob itself, or
+        ``claimed`` says the DiffID is a config's claim: such a record serves to mount that
+        exact blob (where it lives does not depend on what it holds), never to reuse a layer
+        by DiffID (:meth:`diff_id_of` ignores it).
         """
         with self.db.tx() as conn:
-            known = conn.execute(
-                "SELECT 1 FROM blob_info WHERE digest = ? AND diff_id = ? UNION ALL "
-                "SELECT 1 FROM layers WHERE blob_digest = ? AND diff_id = ? LIMIT 1",
-                (str(blob), str(diff_id), str(blob), str(diff_id)),
-            ).fetchone()
-            if known is None:
+            verified = (
+                conn.execute(
+                    "SELECT 1 FROM blob_info WHERE digest = ? AND diff_id = ? UNION ALL "
+                    "SELECT 1 FROM layers WHERE blob_digest = ? AND diff_id = ? "
+                    "AND verified IS NOT NULL AND bad_diff_id IS NULL LIMIT 1",
+                    (str(blob), str(diff_id), str(blob), str(diff_id)),
+                ).fetchone()
+                is not None
+            )
+            if not verified and not claimed:
                 raise IntegrityError(
                     f"blob {blob} is not verified locally as DiffID {diff_id}: not recorded"
                 )
             conn.execute(
-                "INSERT OR REPLACE INTO distmeta VALUES (?, ?, ?, ?, ?, ?)",
-                (str(diff_id), str(blob), registry, repository, hmac, time.time()),
+                "INSERT OR REPLACE INTO distmeta VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(diff_id),
+                    str(blob),
+                    registry,
+                    repository,
+                    hmac,
+                    time.time(),
+                    int(not verified),
+                ),
             )
             conn.execute(
                 "DELETE FROM distmeta WHERE diff_id = ? AND rowid NOT IN (SELECT rowid FROM "
@@ -68,7 +90,10 @@ class DistributionMetadata:
 
     def for_diff_id(self, diff_id: Digest, registry: str | None = None) -> list[RemoteBlob]:
         """Where blobs of ``diff_id`` are known to live (on ``registry`` if given), newest first."""
-        sql = "SELECT * FROM distmeta WHERE diff_id = ?"
+        sql = (
+            "SELECT diff_id, blob_digest, registry, repository, hmac, updated FROM distmeta "
+            "WHERE diff_id = ?"
+        )
         args: tuple[str, ...] = (str(diff_id),)
         if registry is not None:
             sql, args = sql + " AND registry = ?", (*args, registry)
@@ -76,11 +101,15 @@ class DistributionMetadata:
         return [_remote(tuple(r)) for r in rows]
 
     def diff_id_of(self, blob: Digest) -> Digest | None:
-        """The DiffID of ``blob`` if the store knows it (from any source), else None."""
+        """The DiffID of ``blob`` if the store verified it (or recorded it at a push), else None.
+
+        Never a config's unverified claim: "Already exists" by DiffID rests on this.
+        """
         rows = self.db.query(
             "SELECT diff_id FROM blob_info WHERE digest = ? AND diff_id IS NOT NULL UNION ALL "
-            "SELECT diff_id FROM layers WHERE blob_digest = ? UNION ALL "
-            "SELECT diff_id FROM distmeta WHERE blob_digest = ? LIMIT 1",
+            "SELECT diff_id FROM layers WHERE blob_digest = ? AND verified IS NOT NULL "
+            "AND bad_diff_id IS NULL UNION ALL "
+            "SELECT diff_id FROM distmeta WHERE blob_digest = ? AND claimed = 0 LIMIT 1",
             (str(blob), str(blob), str(blob)),
         )
         return Digest.parse(rows[0][0]) if rows else None

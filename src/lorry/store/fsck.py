@@ -14,11 +14,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 from lorry.digest import Digest, chain_id
-from lorry.errors import LorryError
+from lorry.errors import IntegrityError, LorryError
 from lorry.store.db import database_damage
 from lorry.store.images import diff_ids_of
 from lorry.store.ingest import READ_CHUNK
-from lorry.store.layers import next_chain_id
+from lorry.store.layers import bad_layer_error, next_chain_id
 from lorry.store.root import StoreLayout
 from lorry.store.store import Store
 
@@ -62,15 +62,20 @@ def check_database(layout: StoreLayout) -> Problem | None:
     return Problem("database", str(path), f"{reason}: run 'lorry fsck --repair' to rebuild it")
 
 
-def fsck(store: Store) -> FsckReport:
-    """Check the whole store; never raises for damage it can describe."""
+def fsck(store: Store, *, deep: bool = False) -> FsckReport:
+    """Check the whole store; never raises for damage it can describe.
+
+    ``deep`` also inflates every layer and checks its DiffID (:meth:`LayerStore.verify`): a
+    layer registered on its config's claim is verified, or marked bad and reported
+    (kind ``diffid``).
+    """
     report = FsckReport()
     bad = report.problems
     for row in store.db.query("PRAGMA integrity_check"):
         if row[0] != "ok":
             bad.append(Problem("database", str(store.layout.database), str(row[0])))
     blobs = _check_blobs(store, report)
-    _check_layers(store, report, blobs)
+    _check_layers(store, report, blobs, deep=deep)
     for image in store.images.all():
         report.images += 1
         _check_image(store, image.id, image.top_layer, blobs, bad)
@@ -104,7 +109,7 @@ def _check_blobs(store: Store, report: FsckReport) -> set[Digest]:
     return good
 
 
-def _check_layers(store: Store, report: FsckReport, blobs: set[Digest]) -> None:
+def _check_layers(store: Store, report: FsckReport, blobs: set[Digest], *, deep: bool) -> None:
     bad = report.problems
     layers = {layer.chain_id: layer for layer in store.layers.all()}
     users: dict[Digest, int] = dict.fromkeys(layers, 0)
@@ -123,6 +128,15 @@ def _check_layers(store: Store, report: FsckReport, blobs: set[Digest]) -> None:
             bad.append(Problem("layer", name, f"parent {layer.parent} does not exist"))
         if next_chain_id(layer.parent, layer.diff_id) != cid:
             bad.append(Problem("layer", name, "ChainID does not match parent and DiffID"))
+        if deep and layer.blob_digest in blobs:
+            try:
+                store.layers.verify(cid)
+            except IntegrityError as exc:
+                bad.append(Problem("diffid", name, str(exc)))
+                continue
+        elif layer.bad_diff_id is not None:
+            bad.append(Problem("diffid", name, str(bad_layer_error(layer))))
+            continue
         info = store.content.info(layer.blob_digest) if layer.blob_digest in blobs else None
         if info is not None and info.diff_id is not None and info.diff_id != layer.diff_id:
             bad.append(

@@ -51,6 +51,7 @@ class IngestWriter:
         *,
         media_type: str | None = None,
         on_wait: WaitHook | None = None,
+        diff_ids: bool = True,
     ) -> None:
         self.digest = digest
         self.size = size
@@ -60,7 +61,7 @@ class IngestWriter:
         self._lock = FileLock(store.layout.ingest_lock(digest))
         self._fd: int | None = None
         self._verifier = Verifier(digest, size, what=f"blob {digest}")
-        compression = compression_for(media_type)
+        compression = compression_for(media_type) if diff_ids else None
         self._tap = DiffIDTap(compression, f"layer blob {digest}") if compression else None
         self._tap_error: IntegrityError | None = None
         self._done: BlobInfo | None = None

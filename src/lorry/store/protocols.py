@@ -54,8 +54,12 @@ class ContentStore(Protocol):
         *,
         media_type: str | None = None,
         on_wait: WaitHook | None = None,
+        diff_ids: bool = True,
     ) -> BlobWriter:
-        """Open (or wait for, or resume) the ingest of ``digest``."""
+        """Open (or wait for, or resume) the ingest of ``digest``.
+
+        ``diff_ids`` False skips inflating a layer while it is written (no DiffID learnt).
+        """
 
     def put_bytes(
         self, data: bytes, *, media_type: str | None = None, expected: Digest | None = None

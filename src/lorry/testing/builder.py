@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -69,6 +69,9 @@ class BuiltImage:
     index_bytes: bytes | None = None
     index_media_type: str | None = None
     children: list[BuiltImage] = field(default_factory=list)
+    #: The DiffIDs the layers' content really has (differs from ``diff_ids``, the config's,
+    #: only for an image built with ``claimed_diff_ids``).
+    content_diff_ids: list[Digest] = field(default_factory=list)
 
     @property
     def top_digest(self) -> Digest:
@@ -178,6 +181,7 @@ def _build_one(
     types: _Types,
     compression: Compression,
     tag: str,
+    claimed: Mapping[int, Digest],
 ) -> BuiltImage:
     """Write the layers, config and manifest of one single-platform image."""
     blobs_dir = layout / "blobs" / "sha256"
@@ -187,7 +191,8 @@ def _build_one(
 
     with ThreadPoolExecutor(max_workers=min(2, len(specs)) or 1) as pool:
         layers = list(pool.map(one, range(len(specs))))
-    diff_ids = [layer.diff_id for layer in layers]
+    content = [layer.diff_id for layer in layers]
+    diff_ids = [claimed.get(i, d) for i, d in enumerate(content)]
     config = _config(platform, seed, specs, diff_ids)
     config_digest = _put(layout, config)
     manifest = _dumps(
@@ -211,6 +216,7 @@ def _build_one(
         layer_sizes=[x.size for x in layers],
         layer_media_type=types.layer,
         platform=platform,
+        content_diff_ids=content,
     )
 
 
@@ -240,20 +246,29 @@ def build_image(
     media_types: Literal["oci", "docker"] = "oci",
     platforms: Sequence[str] | None = None,
     tag: str = "latest",
+    claimed_diff_ids: Mapping[int, Digest] | None = None,
 ) -> BuiltImage:
     """Write a deterministic image, tagged ``tag``, into the OCI layout ``dest`` (made if missing).
 
     ``layers`` is a count of default :class:`LayerSpec` layers or the specs themselves.
     ``platforms`` (``["linux/amd64", "linux/arm64/v8"]``) builds one image per platform, each
     with its own layers, under an OCI index (Docker: a manifest list). Docker media types
-    support gzip only and raise :class:`UnsupportedError` otherwise.
+    support gzip only and raise :class:`UnsupportedError` otherwise. ``claimed_diff_ids``
+    makes an image that lies: its config claims these DiffIDs (by layer index) where the
+    layers' content has others; every blob still matches its digest.
     """
     specs = [LayerSpec()] * layers if isinstance(layers, int) else list(layers)
     if not specs:
         raise InvalidInputError("build_image needs at least one layer")
     types = _types(media_types, compression)
     (dest / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    common: dict[str, Any] = {"seed": seed, "types": types, "compression": compression, "tag": tag}
+    common: dict[str, Any] = {
+        "seed": seed,
+        "types": types,
+        "compression": compression,
+        "tag": tag,
+        "claimed": dict(claimed_diff_ids or {}),
+    }
     if platforms is None:
         image = _build_one(dest, specs, key=str(seed), platform="linux/amd64", **common)
         _write_layout_index(

@@ -188,7 +188,7 @@ class DownloadManager(Generic[H, L]):
         diff_id = desc.diff_id()
         if diff_id is None:
             return None
-        return await self._store.get(chain_id([*rootfs, diff_id]))
+        return await self._store.get(chain_id([*rootfs, diff_id]), desc.key())
 
     def fetch_job(self, desc: DownloadDescriptor[H]) -> Job[H]:
         """The fetch transfer's job: download with retries and a stall watchdog."""

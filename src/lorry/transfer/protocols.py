@@ -113,8 +113,13 @@ class LayerStoreLike(Protocol[H_contra, L]):
     cancelled it must not leave a reference behind (shield the commit, then return normally).
     """
 
-    async def get(self, chain_id: ChainID) -> L | None:
-        """Take a reference on the layer with this ChainID, or return None if it is absent."""
+    async def get(self, chain_id: ChainID, key: str) -> L | None:
+        """Take a reference on the layer with this ChainID, or return None if it is absent.
+
+        ``key`` is the wanting descriptor's :meth:`~DownloadDescriptor.key`: a store may refuse
+        a layer made from other bytes than the ones that key names (lorry's store does when
+        the layer's DiffID is only a claim).
+        """
 
     async def register(
         self, handle: H_contra, parent: ChainID | None, progress: ExtractProgress

@@ -104,7 +104,10 @@ class StoreDestination:
     ``pulled_from`` (a pull) names the registry reference the image came from: its name is
     tagged (``name:tag``, and ``name@digest`` with the top document's digest), and the layers'
     (DiffID, blob) pairs are recorded for that repository (docs/store.md). ``platform`` picks
-    which image of an index the tag points at (default: this host's).
+    which image of an index the tag points at (default: this host's). ``verify_diff_ids``
+    inflates each layer while it is written and checks its DiffID before it is registered;
+    by default (False) a layer is verified by digest and size only, its DiffID taken from the
+    config as a claim the store checks where it inflates the layer anyway (docs/decisions.md).
     """
 
     def __init__(
@@ -115,8 +118,10 @@ class StoreDestination:
         *,
         pulled_from: Reference | None = None,
         platform: Platform | None = None,
+        verify_diff_ids: bool = False,
     ) -> None:
         self.store = store
+        self.verify_diff_ids = verify_diff_ids
         self.pulled_from = pulled_from
         self.reference: Reference | None = pulled_from or (parse_docker_ref(ref) if ref else None)
         if pulled_from is None and self.reference is not None and self.reference.digest:
@@ -165,24 +170,46 @@ class StoreDestination:
     def put_blob(
         self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
     ) -> None:
-        """Ingest the blob (resuming partial data; verified, DiffID computed, then visible)."""
+        """Ingest the blob (resuming partial data; verified, then visible; a layer's DiffID
+        computed on the way only with ``verify_diff_ids``)."""
         writer = self.store.content.writer(
-            desc.digest, desc.size, media_type=desc.media_type, on_wait=on_wait
+            desc.digest,
+            desc.size,
+            media_type=desc.media_type,
+            on_wait=on_wait,
+            diff_ids=self.verify_diff_ids,
         )
         write_blob(writer, open_at)
 
     # -- what the engine asks of a destination that registers layers -------------------------
 
     def has_image(self, manifest: Manifest) -> bool:
-        """True when the manifest's image is in the store with every blob present and sound."""
-        if self.store.images.find(manifest.config.digest) is None:
+        """True when the manifest's image is in the store, no layer of it bad, every blob sound.
+
+        With ``verify_diff_ids``, its layers must also be verified (else they are checked now,
+        through the engine, as a first pull in that mode would).
+        """
+        image = self.store.images.find(manifest.config.digest)
+        if image is None:
             return False
+        if image.top_layer is not None:
+            for layer in self.store.layers.chain(image.top_layer):
+                if layer.bad_diff_id is not None or (self.verify_diff_ids and not layer.verified):
+                    return False
         return all(self.reuse_blob(d) for d in [manifest.config, *manifest.layers])
 
-    def known_diff_id(self, blob: Digest) -> DiffID | None:
-        """The DiffID the store computed for ``blob`` before (never a config's claim)."""
+    def known_diff_id(self, blob: Digest, claim: DiffID | None = None) -> DiffID | None:
+        """The DiffID the store verified for ``blob``; else ``claim`` when a layer made from
+        this blob is registered with it (a claim about these bytes the store already took)."""
         found = self.store.distmeta.diff_id_of(blob)
-        return DiffID(found) if found is not None else None
+        if found is not None:
+            return DiffID(found)
+        if claim is not None and any(
+            layer.diff_id == claim and layer.bad_diff_id is None
+            for layer in self.store.layers.by_blob(blob)
+        ):
+            return claim
+        return None
 
     def diff_id(self, desc: Descriptor) -> DiffID:
         """The DiffID the store computed for a committed layer blob."""

@@ -67,10 +67,18 @@ class StoreBlobMemory:
         self.repository = repository
 
     def diff_id(self, desc: Descriptor) -> Digest | None:
-        """The DiffID the store computed for a layer blob it holds, else None."""
+        """The DiffID records of this layer blob are kept under, else None (never inflates).
+
+        The one the store computed, else the one a registered layer of this blob claims:
+        records serve to find this exact blob again, so a claim is good enough here.
+        """
         if not mt.is_layer(desc.media_type) or not self.store.content.exists(desc.digest):
             return None
-        return self.store.content.layer_info(desc.digest, desc.media_type).diff_id
+        computed = self.store.content.info(desc.digest).diff_id
+        if computed is not None:
+            return computed
+        layers = self.store.layers.by_blob(desc.digest)
+        return layers[0].diff_id if layers else None
 
     def _records(self, desc: Descriptor) -> list[RemoteBlob]:
         diff_id = self.diff_id(desc)
@@ -92,4 +100,6 @@ class StoreBlobMemory:
         """Record that the target repository has this layer blob now."""
         diff_id = self.diff_id(desc)
         if diff_id is not None:
-            self.store.distmeta.record(diff_id, desc.digest, self.registry, self.repository)
+            self.store.distmeta.record(
+                diff_id, desc.digest, self.registry, self.repository, claimed=True
+            )

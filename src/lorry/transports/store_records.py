@@ -55,8 +55,11 @@ def record_image(
         info = store.content.put_bytes(doc.raw, media_type=doc.media_type)
         store.images.add_manifest(image.id, info.digest, doc.media_type)
     for diff_id, blob in layers:
+        # Where the blob lives holds whatever its DiffID: a pair the store has not verified
+        # (a config's claim) is recorded as claimed, for mounting that blob only.
+        claimed = any(layer.diff_id == diff_id for layer in store.layers.by_blob(blob))
         try:
-            store.distmeta.record(diff_id, blob, registry, repository)
+            store.distmeta.record(diff_id, blob, registry, repository, claimed=claimed)
         except IntegrityError:  # an existing layer made from another blob: nothing verified
             log.debug("not recording %s for %s: pair not computed locally", blob, diff_id)
     return image

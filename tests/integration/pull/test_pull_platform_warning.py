@@ -27,6 +27,8 @@ def test_pulling_an_arm64_only_image_warns_once(
     assert (
         run(
             [
+                "--root",
+                str(tmp_path / "copy-store"),
                 "copy",
                 "-q",
                 f"docker://{index_ref.rsplit(':', 1)[0]}@{child.manifest_digest}",

@@ -97,7 +97,7 @@ class FakeLayerStore:
         self.layers: dict[ChainID, FakeLayer] = {}
         self.register_order: list[DiffID] = []
 
-    async def get(self, chain_id: ChainID) -> FakeLayer | None:
+    async def get(self, chain_id: ChainID, key: str = "") -> FakeLayer | None:
         await anyio.lowlevel.checkpoint()
         layer = self.layers.get(chain_id)
         if layer is not None:
