@@ -15,6 +15,9 @@ A push is ``copy(the store → docker://REF)`` (:mod:`lorry.ops.copy`) with dock
    exact bytes recorded when the image was pulled (:mod:`lorry.transports.store_plan`);
 5. ``<tag>: digest: sha256:… size: N`` and an aux event ``{"Tag", "Digest", "Size"}``.
 
+A large layer goes up in chunks whose session is saved under ``<root>/uploads``, so a push
+killed mid-layer continues that upload next time from where the registry stands.
+
 The pushed repository is recorded in distribution metadata per layer, so the next push of
 these layers to this repository skips them and a push to a sibling repository mounts them.
 """
@@ -48,8 +51,12 @@ from lorry.transports.registry import RegistryDestination
 from lorry.transports.store import StoreSource
 from lorry.transports.store_memory import StoreBlobMemory
 from lorry.transports.store_plan import PushPlan
+from lorry.transports.upload_state import UploadStates
 
-__all__ = ["PushOptions", "PushResult", "push", "push_sync"]
+__all__ = ["UPLOADS_DIR", "PushOptions", "PushResult", "push", "push_sync"]
+
+#: Under the store root: upload sessions a killed push left, for the next push to continue.
+UPLOADS_DIR = "uploads"
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ async def push(
                 allow_foreign=_allowed(ref, opts.allow_nondistributable),
                 chunked=opts.chunked,
                 chunk_size=opts.chunk_size,
+                upload_states=UploadStates(store.root / UPLOADS_DIR),
             )
             flow = Flow(
                 words=PUSH_WORDS,

@@ -8,21 +8,28 @@ already has one. ``Authorization`` goes only to the registry's own origin.
 Monolithic uploads stream the body in one PUT. Chunked uploads send PATCHes with an inclusive
 ``Content-Range: <start>-<end>`` (no ``bytes `` prefix), read the next offset from the ``Range``
 reply, honour ``OCI-Chunk-Min-Length``, and recover from a 416 by asking the upload URL where it
-stands (GET, 204 + ``Range``). A chunk is held in memory so it can be replayed after a lost
-connection or an expired token; a monolithic body is replayed only when the stream can seek.
-Any failure DELETEs the session before the error is raised.
+stands (GET, 204 + ``Range``); a chunk that makes no progress three times running fails. A chunk
+streams from a stream that can seek (seeking back to replay it after a lost connection or an
+expired token); from one that cannot, it is held in memory first. A monolithic body is replayed
+only when the stream can seek.
+
+Any failure DELETEs the session before the error is raised, except, when the caller asks to keep
+it, a chunked upload's failure that may pass (lost connection, 5xx, cancellation): that session
+stays open, and a later process continues it with :func:`resume_upload` (GET on its URL; the
+registry's ``Range`` says where). Only a URL on the registry's own origin is ever asked.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 from urllib.parse import quote, urljoin
 
 from lorry.digest import Digest
 from lorry.errors import (
+    CancelledError,
     IntegrityError,
     InvalidInputError,
     LorryError,
@@ -30,18 +37,23 @@ from lorry.errors import (
     is_retryable,
 )
 from lorry.registry.auth import scope_pull
-from lorry.registry.blobs import CHUNK_SIZE, blob_label
+from lorry.registry.blobs import blob_label
 from lorry.registry.config import Endpoint
 from lorry.registry.redact import get_logger
 from lorry.registry.repo import RepoContext
-from lorry.registry.session import Response
+from lorry.registry.session import Origin, Response
+from lorry.registry.transport import BodySource
+from lorry.registry.upload_bodies import ChunkSource, Readable, SizedBody, monolithic_body
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "ChunkHook",
     "Readable",
     "UploadSession",
     "abort_upload",
     "mount_blob",
+    "on_home_origin",
+    "resume_upload",
     "start_upload",
     "upload_blob",
 ]
@@ -51,14 +63,8 @@ log = get_logger(__name__)
 #: Default PATCH size for chunked uploads (GHCR refuses chunks much above 4 MiB).
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 _RANGE = re.compile(r"(?:bytes=)?(\d+)-(\d+)")
-
-
-class Readable(Protocol):
-    """A binary stream: anything with ``read(n)`` (files, BlobReader, BytesIO)."""
-
-    def read(self, n: int = -1, /) -> bytes:
-        """Up to ``n`` bytes; b"" at the end."""
-        ...
+#: Failed attempts at one offset (each followed by a status check) before a chunk fails for good.
+_MAX_NO_PROGRESS = 3
 
 
 @dataclass
@@ -75,6 +81,18 @@ class UploadSession:
     offset: int = 0
     #: Set once the session is committed or deleted.
     done: bool = field(default=False)
+
+
+#: Called after every chunk the registry accepted (the session holds its new URL and offset).
+ChunkHook = Callable[[UploadSession], None]
+
+
+def on_home_origin(location: str, endpoint: Endpoint) -> bool:
+    """True when an upload URL is on the registry's own origin (the one that gets credentials)."""
+    try:
+        return Origin.of(location) == Origin.of(endpoint.base_url)
+    except LorryError:
+        return False
 
 
 def _session_from(resp: Response, endpoint: Endpoint, what: str) -> UploadSession:
@@ -97,6 +115,36 @@ def start_upload(ctx: RepoContext) -> UploadSession:
     with ctx.write("POST", url, what=what, expect=(202,)) as resp:
         session = _session_from(resp, ctx.endpoint, what)
         resp.drain()
+    return session
+
+
+def resume_upload(
+    ctx: RepoContext, location: str, min_chunk: int | None = None
+) -> UploadSession | None:
+    """The session at a saved upload URL, at the offset the registry reports; None when gone.
+
+    GET on the URL (204 + ``Range``). A URL off the registry's own origin is not asked (None);
+    nor is one whose answer is not a session status: the registry forgot or invalidated it
+    (docker-registry does when it holds bytes past the offset the URL's ``_state`` names).
+    A temporary failure (lost connection, 5xx) is raised: the session may still be there.
+    """
+    if not on_home_origin(location, ctx.endpoint):
+        log.debug("not resuming an upload to %s: its URL is on another host", ctx.name)
+        return None
+    session = UploadSession(location=location, endpoint=ctx.endpoint, min_chunk=min_chunk)
+    what = f"asking where an upload to {ctx.name} stands"
+    try:
+        with ctx.write("GET", location, what=what, expect=(200, 204)) as resp:
+            _advance(session, resp, what, empty_if_zero=True)
+            resp.drain()
+    except LorryError as exc:
+        if is_retryable(exc):
+            raise
+        log.debug("%s: the session is gone (%s)", what, exc)
+        return None
+    if not on_home_origin(session.location, ctx.endpoint):
+        log.debug("not resuming an upload to %s: the registry moved it to another host", ctx.name)
+        return None
     return session
 
 
@@ -135,24 +183,47 @@ def upload_blob(
     *,
     chunked: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk: ChunkHook | None = None,
+    keep_on_failure: bool = False,
 ) -> Digest:
-    """Send ``size`` bytes from ``stream`` and commit them as ``digest``; return the digest.
+    """Send the bytes of ``stream`` from ``session.offset`` to ``size``, commit them as ``digest``.
 
-    On any failure the session is deleted and the error re-raised.
+    ``stream`` stands at ``session.offset`` (0 for a new session). ``on_chunk`` sees every
+    accepted chunk. On a failure the session is deleted and the error re-raised; with
+    ``keep_on_failure``, a chunked upload that fails in a way that may pass (a lost connection,
+    a 5xx, cancellation) keeps its session open instead (``done`` stays False).
     """
     what = f"pushing {blob_label(digest)} to {ctx.name}"
     if session.done:
         raise InvalidInputError(f"{what}: upload session already finished")
     try:
         if chunked:
-            _send_chunks(ctx, session, stream=stream, size=size, chunk_size=chunk_size, what=what)
+            _send_chunks(
+                ctx,
+                session,
+                stream=stream,
+                size=size,
+                chunk_size=chunk_size,
+                what=what,
+                on_chunk=on_chunk,
+            )
             result = _commit(ctx, session, digest, None, what)
         else:
-            result = _commit(ctx, session, digest, _monolithic_body(stream, size, what), what)
-    except BaseException:
-        abort_upload(ctx, session)
+            if session.offset:
+                raise InvalidInputError(f"{what}: a monolithic upload cannot continue a session")
+            result = _commit(ctx, session, digest, monolithic_body(stream, size, what), what)
+    except BaseException as exc:
+        if not (chunked and keep_on_failure and _may_pass(exc)):
+            abort_upload(ctx, session)
         raise
     return result
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """Whether an upload that failed so is worth continuing later (its session kept open)."""
+    if isinstance(exc, CancelledError) or not isinstance(exc, Exception):
+        return True  # cancelled (Ctrl-C, a failed sibling transfer): the next push continues
+    return is_retryable(exc)
 
 
 def abort_upload(ctx: RepoContext, session: UploadSession) -> None:
@@ -182,7 +253,7 @@ def _commit(
     ctx: RepoContext,
     session: UploadSession,
     digest: Digest,
-    body: _Sized | None,
+    body: SizedBody | None,
     what: str,
 ) -> Digest:
     """The closing PUT (with the whole-blob digest); check what the registry says it stored."""
@@ -199,45 +270,6 @@ def _commit(
     return digest
 
 
-class _Sized:
-    """A body of known length, replayable when its stream can seek back to the start."""
-
-    def __init__(self, stream: Readable, size: int, what: str) -> None:
-        self.stream = stream
-        self.size = size
-        self.what = what
-        self._start: int | None = None
-        seekable = getattr(stream, "seekable", None)
-        if callable(seekable) and seekable():
-            self._start = int(stream.tell())  # type: ignore[attr-defined]
-        self._used = False
-
-    def __call__(self) -> Iterable[bytes]:
-        """A fresh iterator over the body (rewinding the stream when it was used before)."""
-        if self._used:
-            if self._start is None:
-                raise UnavailableError(f"{self.what}: cannot resend a stream that cannot seek")
-            self.stream.seek(self._start)  # type: ignore[attr-defined]
-        self._used = True
-        return _exactly(self.stream, self.size, self.what)
-
-
-def _monolithic_body(stream: Readable, size: int, what: str) -> _Sized:
-    """The PUT body: replayable (a factory) when the stream seeks."""
-    return _Sized(stream, size, what)
-
-
-def _exactly(stream: Readable, size: int, what: str) -> Iterator[bytes]:
-    """``size`` bytes from ``stream`` in 1 MiB pieces; IntegrityError when it is short."""
-    left = size
-    while left > 0:
-        data = stream.read(min(CHUNK_SIZE, left))
-        if not data:
-            raise IntegrityError(f"{what}: source ended after {size - left} of {size} bytes")
-        left -= len(data)
-        yield data
-
-
 def _send_chunks(
     ctx: RepoContext,
     session: UploadSession,
@@ -246,16 +278,17 @@ def _send_chunks(
     size: int,
     chunk_size: int,
     what: str,
+    on_chunk: ChunkHook | None,
 ) -> None:
-    """PATCH the blob in chunks until the registry has all ``size`` bytes."""
+    """PATCH the blob in chunks from ``session.offset`` until the registry has ``size`` bytes."""
     step = max(chunk_size, session.min_chunk or 0, 1)
-    pending = b""
+    source = ChunkSource(stream, session.offset, what)
+    no_progress = 0
     while session.offset < size:
-        if not pending:
-            pending = b"".join(_exactly(stream, min(step, size - session.offset), what))
         start = session.offset
+        length = min(step, size - start)
         try:
-            _patch(ctx, session, pending, what)
+            _patch(ctx, session, source.body(start, length), length, what)
         except LorryError as exc:
             lost = _session_lost(exc)
             if exc.status != 416 and not lost and not is_retryable(exc):
@@ -265,6 +298,7 @@ def _send_chunks(
             )
             if not _recover(ctx, session, what, start):
                 if lost:  # retryable: the caller sends the whole blob again in a new session
+                    abort_upload(ctx, session)
                     raise UnavailableError(
                         f"{what}: the registry dropped the upload session at byte {start}",
                         status=exc.status,
@@ -272,14 +306,18 @@ def _send_chunks(
                         codes=exc.codes,
                     ) from exc
                 raise
-            if not start <= session.offset <= start + len(pending):
+            if not source.can_resend(session.offset) or session.offset > start + length:
                 raise UnavailableError(
                     f"{what}: registry is at byte {session.offset}, chunk was {start}-"
-                    f"{start + len(pending) - 1}; cannot rewind the source"
+                    f"{start + length - 1}; cannot rewind the source"
                 ) from exc
-            pending = pending[session.offset - start :]
+            no_progress = no_progress + 1 if session.offset <= start else 0
+            if no_progress >= _MAX_NO_PROGRESS:
+                raise
             continue
-        pending = b""
+        no_progress = 0
+        if on_chunk is not None:
+            on_chunk(session)
 
 
 def _session_lost(exc: LorryError) -> bool:
@@ -289,11 +327,17 @@ def _session_lost(exc: LorryError) -> bool:
     )
 
 
-def _patch(ctx: RepoContext, session: UploadSession, chunk: bytes, what: str) -> None:
+def _patch(
+    ctx: RepoContext, session: UploadSession, chunk: BodySource, length: int, what: str
+) -> None:
     """Send one chunk; move the session to the Location and offset the reply gives."""
     start = session.offset
-    end = start + len(chunk) - 1
-    headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{start}-{end}"}
+    end = start + length - 1
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Range": f"{start}-{end}",
+        "Content-Length": str(length),
+    }
     with ctx.write(
         "PATCH",
         session.location,

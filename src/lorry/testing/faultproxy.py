@@ -20,6 +20,7 @@ import http.client
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -42,9 +43,11 @@ __all__ = [
     "Action",
     "DropAfter",
     "DropRequestAfter",
+    "Every",
     "Fault",
     "FaultProxy",
     "FlipByte",
+    "HoldRequest",
     "IgnoreRange",
     "RedirectHost",
     "RedirectTo",
@@ -116,6 +119,23 @@ class Stall:
         self.released.wait(self.seconds)
 
 
+@dataclass(frozen=True, eq=False)
+class HoldRequest:
+    """Forward nothing of the request, answer nothing, then close: the registry never sees it.
+
+    Holds for ``seconds`` or until :meth:`release` (``clear()`` and ``stop()`` release it). Plays
+    a front proxy that buffers request bodies (nginx's default) when the client dies mid-body.
+    """
+
+    seconds: float
+    started: threading.Event = field(default_factory=threading.Event, repr=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def release(self) -> None:
+        """End the hold now."""
+        self.released.set()
+
+
 @dataclass(frozen=True)
 class FlipByte:
     """Invert the response body byte at ``offset``."""
@@ -135,9 +155,37 @@ class DropRequestAfter:
     n_bytes: int
 
 
+@dataclass(eq=False)
+class Every:
+    """Apply ``action`` to every ``n``-th request the rule sees, never twice in a row to one
+    method and path (so a retried request gets through); forward the others untouched.
+
+    ``seen`` records ``(time.monotonic(), method, path, acted)`` for every request, in order:
+    what a test needs to check that no request came while a ``Retry-After`` still ran.
+    """
+
+    n: int
+    action: Status
+    seen: list[tuple[float, str, str, bool]] = field(default_factory=list, repr=False)
+    _count: int = field(default=0, repr=False)
+    _last_hit: tuple[str, str] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def pick(self, method: str, path: str) -> Status | None:
+        """The action for this request, or None to forward it."""
+        with self._lock:
+            self._count += 1
+            act = self._count % self.n == 0 and self._last_hit != (method, path)
+            if act:
+                self._last_hit = (method, path)
+            self.seen.append((time.monotonic(), method, path, act))
+        return self.action if act else None
+
+
 #: Everything a :class:`Fault` can do.
 Action = (
-    DropAfter
+    Every
+    | DropAfter
     | Truncate
     | Status
     | RedirectTo
@@ -146,6 +194,7 @@ Action = (
     | FlipByte
     | DropRequestAfter
     | IgnoreRange
+    | HoldRequest
 )
 
 
@@ -222,6 +271,8 @@ class _ProxyHandler(StreamingHandler):
         proxy: FaultProxy = self.server.owner
         fault = proxy._take(self.command, self.path.partition("?")[0])
         action = fault.action if fault is not None else None
+        if isinstance(action, Every):
+            action = action.pick(self.command, self.path.partition("?")[0])
         self._noted = False
         self._fault_name = type(action).__name__ if action is not None else None
         try:
@@ -229,6 +280,11 @@ class _ProxyHandler(StreamingHandler):
                 self.drain()
                 self._note(action.code)
                 self.answer(action.code, action.headers, action.body)
+            elif isinstance(action, HoldRequest):
+                action.started.set()
+                action.released.wait(action.seconds)
+                self._note(None)
+                self.abort(reset=False)
             elif isinstance(action, RedirectTo):
                 self.drain()
                 self._note(307)
@@ -376,7 +432,7 @@ class FaultProxy(ServerBase):
         with self._lock:
             rules, self._rules = self._rules, []
         for rule in rules:
-            if isinstance(rule.action, Stall):
+            if isinstance(rule.action, Stall | HoldRequest):
                 rule.action.release()
 
     @property
@@ -419,5 +475,5 @@ class FaultProxy(ServerBase):
         with self._lock:
             rules = list(self._rules)
         for rule in rules:
-            if isinstance(rule.action, Stall):
+            if isinstance(rule.action, Stall | HoldRequest):
                 rule.action.release()

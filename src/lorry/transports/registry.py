@@ -6,6 +6,12 @@ another repository of the same registry, else uploads it: one streaming PUT, sen
 PATCH chunks when the registry refuses the monolithic form. The bytes it sends are read
 through :class:`OpenedReader`, which hashes what it hands over and fails before the last
 chunk leaves when the digest is wrong, so a bad source never becomes a committed blob.
+
+Given :class:`~lorry.transports.upload_state.UploadStates` (push: the store's), a large blob
+goes up resumably instead: PATCH chunks of :data:`RESUME_CHUNK_SIZE`, the session saved after
+each, so a later attempt or process asks the saved URL where the registry stands (GET,
+``Range``) and sends only the rest, hashing the skipped prefix from the source. A registry that
+refuses such chunks gets the monolithic form (and no more chunks from this destination).
 """
 
 from __future__ import annotations
@@ -17,12 +23,19 @@ from typing import Protocol
 
 from lorry import mediatypes as mt
 from lorry.digest import Digest, Verifier
-from lorry.errors import LorryError
+from lorry.errors import (
+    AuthError,
+    CancelledError,
+    IntegrityError,
+    InvalidInputError,
+    LorryError,
+)
 from lorry.oci import Descriptor
 from lorry.reference import Reference
-from lorry.registry.blobs import BlobReader
+from lorry.registry import uploads
+from lorry.registry.blobs import CHUNK_SIZE, BlobReader
 from lorry.registry.client import RegistryClient
-from lorry.registry.uploads import DEFAULT_CHUNK_SIZE, UploadSession
+from lorry.registry.uploads import DEFAULT_CHUNK_SIZE, UploadSession, on_home_origin
 from lorry.transports.protocols import (
     BlobMemory,
     BlobOpener,
@@ -32,8 +45,11 @@ from lorry.transports.protocols import (
     Skipped,
     WaitHook,
 )
+from lorry.transports.upload_state import UploadClaim, UploadStates
 
 __all__ = [
+    "RESUMABLE_MIN_SIZE",
+    "RESUME_CHUNK_SIZE",
     "OpenedReader",
     "RegistryDestination",
     "RegistrySource",
@@ -46,6 +62,10 @@ log = logging.getLogger(__name__)
 
 #: HTTP statuses with which a registry says "not like that" to a monolithic PUT.
 _MONOLITHIC_REFUSED = frozenset({405, 411, 413, 415, 501})
+#: PATCH size of a resumable upload: at most this much is sent again after a kill.
+RESUME_CHUNK_SIZE = 16 * 1024 * 1024
+#: Blobs from this size go up resumably (by default, when progress can be saved).
+RESUMABLE_MIN_SIZE = 2 * RESUME_CHUNK_SIZE
 
 
 class RegistrySource:
@@ -82,9 +102,10 @@ def refuses_monolithic(exc: LorryError) -> bool:
 class OpenedReader:
     """A file-like view of a source blob for an upload body: verified, and seekable by reopening.
 
-    Reading from 0 hashes every byte; the read that would hand over the blob's last byte first
-    checks size and digest (IntegrityError), so the registry never receives a complete bad
-    body. ``seek`` reopens the source at the new offset (a replayed or resent body).
+    Every byte is hashed; the read that would hand over the blob's last byte first checks size
+    and digest (IntegrityError), so the registry never receives a complete bad body. ``seek``
+    reopens the source at 0 and reads up to the new offset, hashing what it skips: a resent
+    chunk, or an upload continued where the registry stands, is verified like any other.
     """
 
     def __init__(self, desc: Descriptor, open_at: BlobOpener) -> None:
@@ -103,7 +124,7 @@ class OpenedReader:
         time and the source yields 1 MiB chunks.
         """
         if self._chunks is None:
-            self._reopen()
+            self.seek(self._position)
         assert self._chunks is not None
         if n < 0:
             out: bytes = self._buffer[self._at :] + b"".join(self._chunks)
@@ -132,11 +153,19 @@ class OpenedReader:
         return self._position
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
-        """Reopen the source at ``offset`` (only absolute seeks)."""
-        if whence != 0:
-            raise ValueError("OpenedReader seeks only to absolute offsets")
-        self._position = offset
-        self._reopen()
+        """Go to ``offset`` (absolute only), hashing every byte before it from the source.
+
+        Forward from an open source it reads on; backward (or unopened) it reopens at 0.
+        """
+        if whence != 0 or not 0 <= offset <= self.desc.size:
+            raise InvalidInputError(f"blob {self.desc.digest}: cannot seek to {offset} ({whence})")
+        if self._chunks is None or offset < self._position:
+            self._reopen()
+        while self._position < offset:
+            if not self.read(min(CHUNK_SIZE, offset - self._position)):
+                raise IntegrityError(
+                    f"blob {self.desc.digest}: source ended after {self._position} bytes"
+                )
         return offset
 
     def close(self) -> None:
@@ -147,15 +176,11 @@ class OpenedReader:
         self._chunks = None
 
     def _reopen(self) -> None:
+        """Open the source at 0 with a fresh verifier."""
         self.close()
-        self._buffer, self._at = b"", 0
-        start = self._position
-        self._verifier = (
-            Verifier(self.desc.digest, self.desc.size, what=f"blob {self.desc.digest}")
-            if start == 0
-            else None  # a resent tail: the registry checks the digest of the whole
-        )
-        self._chunks = iter(self._open_at(start))
+        self._buffer, self._at, self._position = b"", 0, 0
+        self._verifier = Verifier(self.desc.digest, self.desc.size, what=f"blob {self.desc.digest}")
+        self._chunks = iter(self._open_at(0))
 
 
 class SeekableBody(Protocol):
@@ -225,6 +250,7 @@ class RegistryDestination:
         allow_foreign: bool = False,
         chunked: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        upload_states: UploadStates | None = None,
     ) -> None:
         self.client = client
         self.tag = tag
@@ -233,6 +259,10 @@ class RegistryDestination:
         self.allow_foreign = allow_foreign
         self.chunked = chunked
         self.chunk_size = chunk_size
+        #: Where upload sessions are saved so a later push can continue them (None: nowhere).
+        self.upload_states = upload_states
+        #: Set when the registry refused resumable chunks: the rest go up monolithic.
+        self.chunks_refused = False
         #: The digest the registry serves under ``tag`` after the top document went up.
         self.pushed: Digest | None = None
         #: Repositories blobs of this copy were mounted from, in order.
@@ -295,17 +325,124 @@ class RegistryDestination:
     def put_blob(
         self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
     ) -> None:
-        """Upload the blob from offset 0 (a registry cannot resume another client's upload)."""
+        """Upload the blob: resumably when progress can be saved (see the module), else from 0."""
         with self._lock:
             session = self._sessions.pop(desc.digest, None)
         body = OpenedReader(desc, open_at)
         try:
-            send_blob(
-                self.client, desc, body, session, chunked=self.chunked, chunk_size=self.chunk_size
-            )
+            claim = self._claim(desc)
+            if claim is None:
+                send_blob(
+                    self.client,
+                    desc,
+                    body,
+                    session,
+                    chunked=self.chunked,
+                    chunk_size=self.chunk_size,
+                )
+            else:
+                with claim:
+                    self._send_resumable(desc, body, session, claim)
         finally:
             body.close()
         self._remember(desc)
+
+    def _claim(self, desc: Descriptor) -> UploadClaim | None:
+        """The saved-session claim for a resumable upload of ``desc``; None to upload plainly."""
+        if self.upload_states is None or self.chunked is False:
+            return None
+        if self.chunked is None and (desc.size < RESUMABLE_MIN_SIZE or self.chunks_refused):
+            return None
+        return self.upload_states.claim(self.client.registry, self.client.repository, desc.digest)
+
+    def _send_resumable(
+        self,
+        desc: Descriptor,
+        body: OpenedReader,
+        session: UploadSession | None,
+        claim: UploadClaim,
+    ) -> None:
+        """Continue the saved session where the registry stands, else upload in saved chunks."""
+        resumed = self._resume(desc, claim)
+        if resumed is not None:
+            if session is not None:
+                self.client.abort_upload(session)  # a refused mount's: not needed now
+            session = resumed
+            log.debug(
+                "%s: the registry has %d bytes; sending the rest", desc.digest, session.offset
+            )
+            body.seek(session.offset)  # hashes the prefix from the source; nothing is re-sent
+        elif session is None:
+            session = self.client.start_upload()
+        accepted = [False]
+        try:
+            self._upload_saving(desc, body, session, claim, accepted)
+        except LorryError as exc:
+            if resumed is not None and isinstance(exc, IntegrityError) and exc.status is not None:
+                log.debug("%s: the resumed upload did not verify (%s); sending it all", desc, exc)
+                body.seek(0)
+                self._upload_saving(desc, body, self.client.start_upload(), claim, [False])
+            elif self.chunked is None and resumed is None and not accepted[0] and _refusal(exc):
+                log.debug("%s; sending %s in one PUT instead of chunks", exc, desc.digest)
+                self.chunks_refused = True
+                body.seek(0)
+                send_blob(self.client, desc, body, chunk_size=self.chunk_size)
+            else:
+                raise
+        claim.discard()
+        claim.release(finished=True)
+
+    def _resume(self, desc: Descriptor, claim: UploadClaim) -> UploadSession | None:
+        """The saved session of ``desc`` at the offset the registry reports, if it still fits."""
+        ctx = self.client.ctx
+        record = claim.load(desc.size, lambda url: on_home_origin(url, ctx.endpoint))
+        if record is None:
+            return None
+        session = uploads.resume_upload(ctx, record.location, record.min_chunk)
+        if session is not None and session.offset > desc.size:
+            log.debug("%s: registry reports %d bytes, more than the blob", desc, session.offset)
+            self.client.abort_upload(session)
+            session = None
+        if session is None:
+            claim.discard()
+        return session
+
+    def _upload_saving(
+        self,
+        desc: Descriptor,
+        body: OpenedReader,
+        session: UploadSession,
+        claim: UploadClaim,
+        accepted: list[bool],
+    ) -> None:
+        """Upload in chunks from ``session.offset``, saving the session after each one."""
+        endpoint = self.client.ctx.endpoint
+        chunk_size = self.chunk_size if self.chunked else RESUME_CHUNK_SIZE
+
+        def save(s: UploadSession, *, chunk: bool = True) -> None:
+            accepted[0] = accepted[0] or chunk
+            if on_home_origin(s.location, endpoint):
+                claim.save(s.location, s.offset, desc.size, s.min_chunk)
+            else:  # never ask another host with this registry's session in mind
+                claim.discard()
+
+        save(session, chunk=False)
+        try:
+            uploads.upload_blob(
+                self.client.ctx,
+                session,
+                body,
+                desc.digest,
+                desc.size,
+                chunked=True,
+                chunk_size=chunk_size,
+                on_chunk=save,
+                keep_on_failure=True,
+            )
+        except BaseException:
+            if session.done:  # deleted: nothing to continue
+                claim.discard()
+            raise
 
     def put_manifest(
         self, raw: bytes, media_type: str, digest: Digest, *, top: bool = False
@@ -329,3 +466,12 @@ class RegistryDestination:
                 self.client.abort_upload(session)
             except LorryError as exc:
                 log.debug("could not cancel upload %s: %s", session, exc)
+
+
+def _refusal(exc: LorryError) -> bool:
+    """Whether a chunked upload that failed before its first chunk may go up in one PUT.
+
+    Any such failure but a bad source, refused credentials or cancellation: registries refuse
+    big chunks in their own ways (GHCR answers 416 above 4 MiB; others close the connection).
+    """
+    return not isinstance(exc, IntegrityError | AuthError | CancelledError)

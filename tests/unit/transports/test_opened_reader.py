@@ -50,10 +50,24 @@ def test_the_last_byte_is_never_handed_over_when_the_digest_is_wrong() -> None:
     assert len(handed) < len(DATA)
 
 
-def test_seek_reopens_the_source_at_the_offset() -> None:
+def test_seek_hashes_what_it_skips() -> None:
+    """Back: reopen at 0; forward: read on. The source is never opened mid-blob, so a resent or
+    resumed tail is still verified against the whole blob's digest."""
     opened: list[int] = []
     reader = OpenedReader(_desc(), _opener(DATA, opened))  # type: ignore[arg-type]
     reader.read(1000)
     assert reader.seek(0) == 0 and reader.read(-1) == DATA
     reader.seek(5000)
-    assert reader.read(-1) == DATA[5000:] and opened == [0, 0, 5000]
+    assert reader.read(-1) == DATA[5000:] and opened == [0, 0, 0]
+    reader.seek(1000)
+    reader.seek(3000)  # forward: no reopen
+    assert reader.read(-1) == DATA[3000:] and opened == [0, 0, 0, 0]
+
+
+def test_a_bad_byte_before_the_seek_offset_still_fails_the_blob() -> None:
+    bad = b"x" + DATA[1:]
+    reader = OpenedReader(_desc(), _opener(bad, []))  # type: ignore[arg-type]
+    reader.seek(5000)
+    with pytest.raises(IntegrityError):
+        while reader.read(1000):
+            pass
