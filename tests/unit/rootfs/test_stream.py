@@ -1,0 +1,44 @@
+"""A layer applied from compressed chunks with its DiffID checked in the same pass."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from lorry.compression import compress_chunks
+from lorry.digest import DiffID, Digest
+from lorry.errors import IntegrityError
+from lorry.rootfs.apply import Tree
+from lorry.rootfs.stream import apply_layer
+from lorry.testing.evil_layers import layer_tar
+
+
+def _diff_id(data: bytes) -> DiffID:
+    return DiffID(Digest("sha256", hashlib.sha256(data).hexdigest()))
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "none"])
+def test_apply_and_verify(tmp_path: Path, kind: str) -> None:
+    tar = layer_tar([("f", "big", b"z" * 3_000_000), ("f", "a/b", b"1")])
+    blob = b"".join(compress_chunks(iter([tar]), kind))  # type: ignore[arg-type]
+    chunks = iter([blob[i : i + 7000] for i in range(0, len(blob), 7000)])
+    tree = Tree(str(tmp_path))
+    found, size = apply_layer(tree, chunks, kind, _diff_id(tar), "layer 0")  # type: ignore[arg-type]
+    assert (found, size) == (_diff_id(tar), len(tar))
+    assert (tmp_path / "big").read_bytes() == b"z" * 3_000_000
+
+
+def test_diff_id_mismatch_names_both(tmp_path: Path) -> None:
+    tar = layer_tar([("f", "a", b"1")])
+    wrong = _diff_id(b"other")
+    with pytest.raises(IntegrityError, match=f"config says {wrong}, layer is {_diff_id(tar)}"):
+        apply_layer(Tree(str(tmp_path)), iter([tar]), "none", wrong, "layer 0")
+
+
+def test_truncated_gzip_is_an_error(tmp_path: Path) -> None:
+    tar = layer_tar([("f", "a", b"1" * 100_000)])
+    blob = b"".join(compress_chunks(iter([tar]), "gzip"))
+    with pytest.raises(IntegrityError):
+        apply_layer(Tree(str(tmp_path)), iter([blob[: len(blob) // 2]]), "gzip", _diff_id(tar), "l")
