@@ -5,8 +5,9 @@ go-containerregistry stacks its transports: it adds ``Authorization`` only for t
 own origin (so a redirect to blob storage, or an upload ``Location`` on another host, never
 receives it), follows redirects itself, answers 401 challenges through
 :class:`~lorry.registry.auth.Authenticator`, waits for the host's shared backoff slot, retries
-429 / 5xx / lost connections with ``Retry-After`` honoured up to a cap, and never replays a body
-it cannot produce again. A response outside ``expect`` becomes a lorry error whose message names
+429 / 5xx / lost connections with ``Retry-After`` honoured up to a cap, paces a host whose
+``RateLimit-*`` headers say its budget runs low, and never replays a body it cannot produce
+again. A response outside ``expect`` becomes a lorry error whose message names
 the action, object and registry.
 """
 
@@ -17,11 +18,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from lorry.errors import AuthError, LorryError, UnavailableError
+from lorry.errors import AuthError, LorryError, StallError, UnavailableError
 from lorry.registry.auth import Authenticator
 from lorry.registry.config import Endpoint
 from lorry.registry.errors import MAX_ERROR_BODY, error_for_status, parse_retry_after
-from lorry.registry.ratelimit import HostBackoff
+from lorry.registry.ratelimit import HostBackoff, parse_budget
 from lorry.registry.redact import get_logger, redact_url
 from lorry.registry.session import Body, HttpPool, Origin, Response
 
@@ -154,7 +155,7 @@ class Transport:
         """Wait for the host's backoff slot, add authorisation, send; retry lost connections."""
         origin = Origin.of(url)
         policy = self.backoff.policy
-        attempt = 0
+        attempt = stalls = 0
         while True:
             attempt += 1
             self.backoff.wait(origin.netloc)
@@ -173,12 +174,19 @@ class Transport:
             try:
                 resp = self.pool.send(method, url, hdrs, payload, what=call.what)
             except UnavailableError as exc:
-                if not (call.retry and call.replayable) or attempt >= policy.max_attempts:
+                # A server that stalls past its deadline is tried once more, not max_attempts
+                # times: each try already waited the whole deadline.
+                stalls += isinstance(exc, StallError)
+                retry = call.retry and call.replayable and attempt < policy.max_attempts
+                if not retry or stalls > 1:
                     raise
                 delay = self.backoff.failed(origin.netloc, None)
                 log.debug("%s: %s; retrying in %.1fs", call.what, exc, delay)
                 continue
             log.debug("%s %s -> %d", method, redact_url(url), resp.status)
+            budget = parse_budget(resp.header)
+            if budget is not None:  # slow down before the registry's budget runs out
+                self.backoff.observe(origin.netloc, budget)
             for warning in resp.header_all("Warning"):
                 if warning.startswith("299"):
                     log.warning("%s: registry warning: %s", call.what, warning)

@@ -69,15 +69,16 @@ def test_a_response_head_that_never_comes_is_bounded_even_with_retries(
     root: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Four attempts (the transport's retries), each cut at the head deadline."""
+    """Two attempts (a stalled server is tried once more, not max_attempts times), each cut
+    at the head deadline: with the 30 s default a head that never comes fails in ~61 s."""
     reg = hostile_registry(behaviours=[Behaviour("manifest", pace=Silence())])
     got = lorry(["pull", _serving(reg)], root, capsys)
     assert got.code == UNAVAILABLE
     line = got.one_error()
     assert "no response from the server within 1s" in line, line
     attempts = [r for r in reg.requests if r.kind == "manifest"]
-    assert len(attempts) == 4
-    assert got.seconds < 4 * (short_deadlines.head or 0) + 3.5 + SLACK  # + backoff 0.5+1+2
+    assert len(attempts) == 2
+    assert got.seconds < 2 * (short_deadlines.head or 0) + 0.5 + SLACK  # + one backoff
 
 
 def test_a_head_trickled_a_byte_at_a_time_is_bounded_too(
