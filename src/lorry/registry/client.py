@@ -10,6 +10,7 @@ action, the object and the registry; nothing above this package sees ``http.clie
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -23,6 +24,7 @@ from lorry.registry.auth import Authenticator, CredentialLookup, CredentialsLike
 from lorry.registry.blobs import BlobReader
 from lorry.registry.config import RegistryConfig
 from lorry.registry.manifests import ManifestInfo
+from lorry.registry.proxy import ProxyRules
 from lorry.registry.ratelimit import BackoffPolicy, HostBackoff
 from lorry.registry.repo import RepoContext
 from lorry.registry.session import HttpPool
@@ -59,7 +61,10 @@ class RegistrySession:
         user_agent: str = USER_AGENT,
     ) -> None:
         self.config = config or RegistryConfig()
+        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY as Go reads them: loopback always goes direct.
+        proxies = ProxyRules.from_env(os.environ, direct_loopback=True)
         self.pool = HttpPool(
+            proxies=proxies if proxies.http or proxies.https else None,
             per_host=per_host_connections,
             timeout=timeout,
             ssl_context=self.config.ssl_context,

@@ -13,10 +13,12 @@ import ipaddress
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from lorry.errors import InvalidInputError
+from lorry.registry import certsd
 from lorry.registry.redact import get_logger, remember_secret
 
 __all__ = [
@@ -92,6 +94,9 @@ class RegistryConfig:
     """Host configuration for every registry a session talks to (default: none configured)."""
 
     hosts: dict[str, HostConfig] = field(default_factory=dict)
+    #: certs.d roots read for every TLS host (None: docker's, podman's and the user's, or
+    #: ``LORRY_CERTS_D``); a ``--cert-dir DIR`` is one root holding the files directly.
+    certs_roots: tuple[Path, ...] | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RegistryConfig:
@@ -158,6 +163,8 @@ class RegistryConfig:
                 raise InvalidInputError(
                     f"CA file {cfg.ca_file} for registry {endpoint_host}: {reason}"
                 ) from exc
+        roots = certsd.default_roots() if self.certs_roots is None else self.certs_roots
+        certsd.load_into(ctx, certsd.read_host_dir(endpoint_host, roots))
         if cfg.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE

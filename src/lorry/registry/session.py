@@ -33,6 +33,7 @@ from lorry.registry.deadlines import (
     TimedHTTPConnection,
     TimedHTTPSConnection,
 )
+from lorry.registry.proxy import ProxyRules
 from lorry.registry.redact import get_logger, redact_url
 
 __all__ = ["Body", "HttpPool", "Origin", "Response", "translate_error"]
@@ -85,6 +86,12 @@ def translate_error(exc: BaseException, what: str) -> LorryError:
     if isinstance(exc, http.client.RemoteDisconnected):
         return UnavailableError(f"{what}: server closed the connection without a response")
     detail = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and detail.startswith("Tunnel connection failed: 407"):
+        return AuthError(
+            f"{what}: the proxy asks for authentication (407); put user:password in its URL"
+        )
+    if isinstance(exc, OSError) and detail.startswith("Tunnel connection failed"):
+        return UnavailableError(f"{what}: proxy refused CONNECT: {detail.partition(': ')[2]}")
     return UnavailableError(f"{what}: connection failed: {detail}")
 
 
@@ -246,8 +253,11 @@ class HttpPool:
         ssl_context: Callable[[str], ssl.SSLContext] | None = None,
         user_agent: str = "lorry",
         deadlines: Deadlines | None = None,
+        proxies: ProxyRules | None = None,
     ) -> None:
         self.per_host = per_host
+        #: Forward proxies (None or empty: connect directly); HTTPS goes through CONNECT.
+        self.proxies = proxies or ProxyRules()
         self.timeout = timeout
         #: The response deadlines (default: :data:`~lorry.registry.deadlines.DEFAULT_DEADLINES`
         #: as it is when the pool is made); may be replaced while the pool is idle.
@@ -268,6 +278,11 @@ class HttpPool:
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         hdrs = {"User-Agent": self.user_agent, **headers}
+        proxy = self.proxies.for_url(origin.scheme, origin.host, origin.port)
+        if proxy is not None and origin.scheme == "http":
+            target = f"http://{origin.netloc}{target}"
+            if proxy.authorization:
+                hdrs["Proxy-Authorization"] = proxy.authorization
         slot = self._slot(origin)
         slot.acquire()
         try:
@@ -360,16 +375,25 @@ class HttpPool:
         return self._new_connection(origin), False
 
     def _new_connection(self, origin: Origin) -> TimedHTTPConnection:
-        """A new, not yet connected, connection (TLS for https)."""
+        """A new, not yet connected, connection (TLS for https; via a proxy when one applies)."""
+        proxy = self.proxies.for_url(origin.scheme, origin.host, origin.port)
         if origin.scheme == "https":
             with self._lock:
                 ctx = self._contexts.get(origin.netloc)
                 if ctx is None:
                     ctx = self._contexts[origin.netloc] = self._ssl_context(origin.netloc)
-            return TimedHTTPSConnection(
-                origin.host, origin.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
+            if proxy is None:
+                return TimedHTTPSConnection(
+                    origin.host, origin.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
+                )
+            tls = TimedHTTPSConnection(
+                proxy.host, proxy.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
             )
-        return TimedHTTPConnection(origin.host, origin.port, timeout=self.timeout, blocksize=_BLOCK)
+            auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            tls.set_tunnel(origin.host, origin.port, headers=auth)
+            return tls
+        host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
+        return TimedHTTPConnection(host, port, timeout=self.timeout, blocksize=_BLOCK)
 
 
 def _exchange(
