@@ -68,9 +68,11 @@ def test_the_try_script_runs_offline_on_a_clean_home(tmp_path: Path) -> None:
         "Status: Downloaded newer image",
         "$ lorry images",
         "$ lorry copy",
+        "$ lorry unpack",
         "0 problems",
         "registry stopped",
     ):
         assert shown in done.stdout + done.stderr, done.stdout
     assert (tmp_path / "kept" / "layout" / "index.json").is_file()
+    assert any((tmp_path / "kept" / "rootfs").iterdir())
     assert not list(tmp_path.glob("lorry-try-*")), "the demo's work directory is removed"

@@ -61,6 +61,7 @@ COMMAND_MODULES: dict[str, str] = {
     "pull": "lorry.cli.pull_cmd",
     "push": "lorry.cli.push_cmd",
     "verify": "lorry.cli.verify_cmd",
+    "unpack": "lorry.cli.unpack_cmd",
     "sync": "lorry.cli.sync_cmd",
     **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
     **dict.fromkeys(["config", "delete", "catalog"], "lorry.cli.remote_cmds"),

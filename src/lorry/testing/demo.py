@@ -2,7 +2,7 @@
 
 What ``scripts/try`` runs: a CNCF registry on 127.0.0.1 (Debian ``docker-registry``) with its
 storage in a temporary directory, seeded with a small built image; then the lorry commands a
-newcomer wants to see — pull with docker's progress, images, inspect, copy to an OCI layout —
+newcomer wants to see — pull with docker's progress, images, inspect, copy, unpack —
 each printed before it runs, in a store of its own (``--root``); then everything it started is
 stopped and removed. Exits non-zero as soon as a command fails.
 """
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     ref,
                 ],
                 ["copy", f"docker://{ref}", f"oci:{out / 'layout'}:1.0"],
+                ["unpack", ref, str(out / "rootfs")],
                 ["fsck"],
             ):
                 _run([*base, *cmd], ["lorry", *cmd])

@@ -1,0 +1,126 @@
+"""``lorry unpack`` from the store: umoci's tree, DiffIDs checked, DIR guarded (issues 11, 12)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lorry.cli import run
+from lorry.digest import Digest
+from lorry.testing.builder import BuiltImage
+from lorry.testing.pytest_plugin import ImageBuilder
+
+pytestmark = pytest.mark.integration
+
+INTEGRITY, INVALID = 4, 2
+LIE = Digest.of(b"not the content of this layer")
+
+
+def _lorry(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(["--root", str(root), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _stored(built: BuiltImage, root: Path, capsys: pytest.CaptureFixture[str], name: str) -> str:
+    ref = f"unpack.test/{name}:v1"
+    code, _, err = _lorry(root, capsys, "copy", f"oci:{built.layout}:{built.tag}", f"lorry:{ref}")
+    assert code == 0, err
+    return ref
+
+
+def _tree(top: Path) -> dict[str, tuple[object, ...]]:
+    """Every entry under ``top``: type, permission bits, link target or content, link identity."""
+    out: dict[str, tuple[object, ...]] = {}
+    inodes: dict[int, str] = {}
+    for dirpath, dirs, files in os.walk(top):
+        for name in [*dirs, *files]:
+            path = Path(dirpath, name)
+            rel = str(path.relative_to(top))
+            st = path.lstat()
+            kind = stat.S_IFMT(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                body: object = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                body = path.read_bytes()
+                if st.st_nlink > 1:  # hard links: the first name seen stands for the inode
+                    body = (inodes.setdefault(st.st_ino, rel), body)
+            else:
+                body = None
+            out[rel] = (kind, stat.S_IMODE(st.st_mode), body)
+    return out
+
+
+def test_the_tree_equals_umoci_unpack(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    umoci = shutil.which("umoci")
+    assert umoci is not None, "umoci is installed by scripts/test"
+    built = image_builder(layers=3, seed=4242)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "good")
+    dest = tmp_path / "rootfs"
+    code, out, err = _lorry(root, capsys, "unpack", ref, str(dest))
+    assert code == 0, err
+    assert "unpacked" in out and err.count("Pull complete") == 3
+    bundle = tmp_path / "bundle"
+    done = subprocess.run(
+        [umoci, "unpack", "--rootless", "--image", f"{built.layout}:{built.tag}", str(bundle)],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    ours, theirs = _tree(dest), _tree(bundle / "rootfs")
+    assert ours and ours == theirs
+    assert not list(tmp_path.glob(".rootfs.lorry-incomplete"))
+    # every layer was inflated: the store now knows their DiffIDs are true
+    assert _lorry(root, capsys, "fsck", "--deep")[0] == 0
+
+
+def test_a_lying_layer_fails_the_unpack_and_is_marked_bad(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=2, seed=1111, claimed_diff_ids={1: LIE})
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "lying")
+    dest = tmp_path / "rootfs"
+    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(dest))
+    assert code == INTEGRITY and err.count("\n") == 1, err
+    assert str(built.layer_digests[1]) in err and str(LIE) in err and "marked bad" in err
+    assert (tmp_path / ".rootfs.lorry-incomplete").exists()  # never looks like a good tree
+    code, _, err = _lorry(root, capsys, "unpack", "--force", ref, str(dest))
+    assert code == INTEGRITY and "marked bad" in err, err  # known bad: nothing applied
+    code, _, err = _lorry(root, capsys, "verify", ref)
+    assert code == INTEGRITY, err
+    # the unfinished DIR is noticed by the next unpack, and finished by --force
+    good = _stored(image_builder(layers=1, seed=77), root, capsys, "small")
+    code, _, err = _lorry(root, capsys, "unpack", good, str(dest))
+    assert code == INVALID and "unfinished unpack" in err and "--force" in err, err
+    assert _lorry(root, capsys, "unpack", "-q", "--force", good, str(dest))[0] == 0
+    assert not (tmp_path / ".rootfs.lorry-incomplete").exists()
+
+
+def test_a_non_empty_dir_is_refused_and_left_as_it_was(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=1, seed=77)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "small")
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    code, _, err = _lorry(root, capsys, "unpack", ref, str(dest))
+    assert code == INVALID and str(dest) in err and "--force" in err, err
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+    assert (dest / "keep.txt").read_text() == "mine"
+    code, _, err = _lorry(root, capsys, "unpack", "--force", "-q", ref, str(dest))
+    assert code == 0, err
+    assert (dest / "keep.txt").read_text() == "mine" and len(list(dest.iterdir())) > 1
+    code, _, err = _lorry(root, capsys, "unpack", "nosuch/image:v1", str(tmp_path / "x"))
+    assert code == 3 and "nosuch" in err, err
+    assert not (tmp_path / "x").exists()
