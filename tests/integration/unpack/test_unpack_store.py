@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lorry.cli import run
 from lorry.digest import Digest
-from lorry.testing.builder import BuiltImage
+from lorry.testing.builder import BuiltImage, LayerSpec
 from lorry.testing.pytest_plugin import ImageBuilder
 
 pytestmark = pytest.mark.integration
@@ -124,3 +127,30 @@ def test_a_non_empty_dir_is_refused_and_left_as_it_was(
     code, _, err = _lorry(root, capsys, "unpack", "nosuch/image:v1", str(tmp_path / "x"))
     assert code == 3 and "nosuch" in err, err
     assert not (tmp_path / "x").exists()
+
+
+def test_an_unpack_killed_midway_is_finished_by_force(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = [LayerSpec(files=3000, size=3_000_000)] * 3
+    built = image_builder(layers=specs, seed=9090)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "big")
+    dest, marker = tmp_path / "rootfs", tmp_path / ".rootfs.lorry-incomplete"
+    cmd = [sys.executable, "-m", "lorry", "--root", str(root), "unpack", "-q", ref, str(dest)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (dest.is_dir() and any(dest.iterdir())) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the unpack ended before it could be killed"
+        time.sleep(0.002)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    assert marker.exists()  # a killed unpack never looks like a good tree
+    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(dest))
+    assert code == INVALID and "unfinished unpack" in err, err
+    code, _, err = _lorry(root, capsys, "unpack", "-q", "--force", ref, str(dest))
+    assert code == 0, err
+    assert not marker.exists()
+    fresh = tmp_path / "fresh"
+    assert _lorry(root, capsys, "unpack", "-q", ref, str(fresh))[0] == 0
+    assert _tree(dest) == _tree(fresh)
