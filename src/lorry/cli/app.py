@@ -62,6 +62,7 @@ COMMAND_MODULES: dict[str, str] = {
     "push": "lorry.cli.push_cmd",
     "verify": "lorry.cli.verify_cmd",
     "unpack": "lorry.cli.unpack_cmd",
+    "export": "lorry.cli.export_cmd",
     "sync": "lorry.cli.sync_cmd",
     **dict.fromkeys(["login", "logout", "ls", "manifest", "digest"], "lorry.cli.registry_cmds"),
     **dict.fromkeys(["config", "delete", "catalog"], "lorry.cli.remote_cmds"),

@@ -24,7 +24,7 @@ from lorry.store.layers import Layer
 from lorry.store.store import Store
 from lorry.streams import compression_for
 
-__all__ = ["UnpackResult", "incomplete_marker", "unpack_from_store"]
+__all__ = ["UnpackResult", "incomplete_marker", "unpack_from_store", "verified_chunks"]
 
 #: Bytes read from a blob at a time.
 CHUNK = 1 << 20
@@ -67,7 +67,7 @@ def _prepare(dest: Path, force: bool) -> Path:
     return marker
 
 
-def _verified_chunks(store: Store, layer: Layer) -> Iterator[bytes]:
+def verified_chunks(store: Store, layer: Layer) -> Iterator[bytes]:
     """The layer blob's bytes; the last chunk is yielded only after size and digest matched."""
     hasher = Hasher(layer.blob_digest.algorithm)
     with store.content.open_blob(layer.blob_digest) as f:
@@ -111,7 +111,7 @@ def unpack_from_store(
             compression = compression_for(layer.media_type)
             if compression is None:
                 raise InvalidInputError(f"{what}: media type {layer.media_type} is not a layer")
-            reader = LayerReader(_verified_chunks(store, layer), compression, what)
+            reader = LayerReader(verified_chunks(store, layer), compression, what)
             tree.apply(reader, what)  # type: ignore[arg-type]
             found, size = reader.diff_id()
             store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both

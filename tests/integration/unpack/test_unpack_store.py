@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_an_unpack_killed_midway_is_finished_by_force(
     fresh = tmp_path / "fresh"
     assert _lorry(root, capsys, "unpack", "-q", ref, str(fresh))[0] == 0
     assert _tree(dest) == _tree(fresh)
+
+
+def test_export_is_the_unpacked_tree_as_one_tar(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=3, seed=4242)  # with whiteouts, opaque dirs and hard links
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "good")
+    assert _lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))[0] == 0
+    out = tmp_path / "flat.tar"
+    code, _, err = _lorry(root, capsys, "export", ref, "-o", str(out))
+    assert code == 0, err
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    with tarfile.open(out) as tar:
+        names = [m.name for m in tar]
+        assert len(names) == len(set(names)) and not any(".wh." in n for n in names)
+        tar.extractall(flat, filter="tar")
+    assert _tree(flat) == _tree(tmp_path / "rootfs")
+    assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
+    code, _, err = _lorry(root, capsys, "export", "nosuch:v1", "-o", str(tmp_path / "n.tar"))
+    assert code == 3 and not (tmp_path / "n.tar").exists(), err
