@@ -3,7 +3,7 @@
 As ``crane export`` does, layers are read top first: an entry is written unless a higher layer
 already wrote that path, deleted it (``.wh.NAME``) or made a parent opaque (``.wh..wh..opq``).
 Entries keep their owners, modes and times from the layer tars. Each blob is digest-checked as
-it streams and its DiffID hashed and recorded in the store (:mod:`lorry.ops.unpack`'s reader).
+it streams and its DiffID hashed and recorded in the store (:func:`lorry.ops.unpack.open_layer`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lorry.digest import Digest
-from lorry.errors import IntegrityError, InvalidInputError
-from lorry.ops.unpack import verified_chunks
-from lorry.rootfs.stream import LayerReader
+from lorry.errors import IntegrityError
+from lorry.ops.unpack import open_layer
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.store import Store
-from lorry.streams import compression_for
 
 __all__ = ["export_from_store", "export_to_file"]
 
@@ -59,10 +57,7 @@ def export_from_store(store: Store, image_id: Digest, out: BinaryIO) -> int:
     with store.hold(), tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst:
         for layer in reversed(chain):
             what = f"layer {layer.blob_digest}"
-            compression = compression_for(layer.media_type)
-            if compression is None:
-                raise InvalidInputError(f"{what}: media type {layer.media_type} is not a layer")
-            reader = LayerReader(verified_chunks(store, layer), compression, what)
+            reader = open_layer(store, layer)
             gone_here: set[str] = set()
             opaque_here: set[str] = set()
             try:

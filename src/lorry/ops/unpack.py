@@ -11,23 +11,21 @@ without ``--force``, which applies on top and, when it finishes, removes the mar
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorry.digest import Digest, Hasher
+from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, InvalidInputError
 from lorry.rootfs.apply import Tree
-from lorry.rootfs.stream import LayerReader
+from lorry.rootfs.stream import LayerReader, apply_layer
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.layers import Layer
 from lorry.store.store import Store
 from lorry.streams import compression_for
+from lorry.transports.files import FileBlobStream
 
-__all__ = ["UnpackResult", "incomplete_marker", "unpack_from_store", "verified_chunks"]
-
-#: Bytes read from a blob at a time.
-CHUNK = 1 << 20
+__all__ = ["UnpackResult", "incomplete_marker", "open_layer", "unpack_from_store"]
 
 
 @dataclass(frozen=True)
@@ -67,23 +65,17 @@ def _prepare(dest: Path, force: bool) -> Path:
     return marker
 
 
-def verified_chunks(store: Store, layer: Layer) -> Iterator[bytes]:
-    """The layer blob's bytes; the last chunk is yielded only after size and digest matched."""
-    hasher = Hasher(layer.blob_digest.algorithm)
-    with store.content.open_blob(layer.blob_digest) as f:
-        held = b""
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
-            if held:
-                yield held
-            held = chunk
-    if hasher.size != layer.blob_size or hasher.digest() != layer.blob_digest:
-        raise IntegrityError(
-            f"layer blob {layer.blob_digest}: the stored bytes hash to {hasher.digest()} "
-            f"({hasher.size} bytes); run 'lorry pull' again to fetch it"
-        )
-    if held:
-        yield held
+def open_layer(store: Store, layer: Layer) -> LayerReader:
+    """The stored layer's tar stream: blob size and digest checked as it is read (the stream
+    fails at its end on a mismatch), inflated once, its DiffID hashed on the way."""
+    what = f"layer {layer.blob_digest}"
+    compression = compression_for(layer.media_type)
+    if compression is None:
+        raise InvalidInputError(f"{what}: media type {layer.media_type} is not a layer")
+    where = f"layer blob {layer.blob_digest} in store {store.root}"
+    verifier = Verifier(layer.blob_digest, layer.blob_size, where)
+    blob = FileBlobStream(store.layout.blob(layer.blob_digest), what=where, verifier=verifier)
+    return LayerReader(iter(blob), compression, what)
 
 
 def unpack_from_store(
@@ -107,13 +99,7 @@ def unpack_from_store(
     tree = Tree(os.fspath(dest))
     with store.hold():
         for layer in chain:
-            what = f"layer {layer.blob_digest}"
-            compression = compression_for(layer.media_type)
-            if compression is None:
-                raise InvalidInputError(f"{what}: media type {layer.media_type} is not a layer")
-            reader = LayerReader(verified_chunks(store, layer), compression, what)
-            tree.apply(reader, what)  # type: ignore[arg-type]
-            found, size = reader.diff_id()
+            found, size = apply_layer(tree, open_layer(store, layer), f"layer {layer.blob_digest}")
             store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
             if on_layer is not None:
                 on_layer(layer)

@@ -1,7 +1,9 @@
 """One pass per layer: compressed chunks → inflate → DiffID hash → the tar reader.
 
 :class:`LayerReader` is the file object :meth:`lorry.rootfs.apply.Tree.apply` reads; after the
-tar ends, :func:`apply_layer` drains the rest (DiffIDs cover the padding) and checks the DiffID.
+tar ends, :func:`apply_layer` drains the rest (DiffIDs cover the padding) and returns the DiffID
+found. Comparing it with the config's claim is the store's (``LayerStore.record_check``), so the
+rule and its message live in one place.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from collections.abc import Iterator
 
 from lorry.compression import Compression, decompressor
 from lorry.digest import DiffID, Hasher
-from lorry.errors import IntegrityError
 from lorry.rootfs.apply import Tree
 
 __all__ = ["LayerReader", "apply_layer"]
@@ -58,17 +59,7 @@ class LayerReader:
         return DiffID(self._hasher.digest()), self._hasher.size
 
 
-def apply_layer(
-    tree: Tree, chunks: Iterator[bytes], compression: Compression, expected: DiffID, what: str
-) -> tuple[DiffID, int]:
-    """Apply one layer blob to ``tree`` and check its DiffID in the same pass.
-
-    Raises :class:`IntegrityError` naming both DiffIDs on a mismatch (the caller marks the
-    tree incomplete and the store's layer bad).
-    """
-    reader = LayerReader(chunks, compression, what)
+def apply_layer(tree: Tree, reader: LayerReader, what: str) -> tuple[DiffID, int]:
+    """Apply one layer to ``tree`` from ``reader``; return the DiffID and size of its tar."""
     tree.apply(reader, what)  # type: ignore[arg-type]
-    found, size = reader.diff_id()
-    if found != expected:
-        raise IntegrityError(f"{what}: DiffID mismatch: config says {expected}, layer is {found}")
-    return found, size
+    return reader.diff_id()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lorry.ops.pull import PullOptions, PullResult, pull_sync
@@ -37,6 +39,15 @@ def pull(store: Store, ref: str, *, sink: ProgressSink | None = None, **fields: 
 def inspect(store: Store, result: PullResult) -> dict[str, Any]:
     """``lorry inspect`` of the pulled image."""
     return inspect_image(store, result.image_id)
+
+
+def ingest_bytes(root: Path) -> int:
+    """Bytes in the store's unfinished ingests; one finished (renamed) while we look counts 0."""
+    total = 0
+    for path in (root / "ingest").rglob("*.data"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
 
 
 def wait_for(condition: Callable[[], bool], what: str, limit: float = 60.0) -> None:

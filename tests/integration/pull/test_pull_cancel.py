@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import pytest
-from pull_helpers import push, wait_for
+from pull_helpers import ingest_bytes, push, wait_for
 
 from lorry.errors import StallError
 from lorry.ops.pull import PullOptions, pull, pull_sync
@@ -42,10 +42,6 @@ def _stalled(
     return built, ref, stall
 
 
-def _partial_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in (root / "ingest").rglob("*.data"))
-
-
 def test_stall_watchdog_fails_the_attempt_and_keeps_the_bytes(
     tmp_path: Path, proxy: FaultProxy, registry: RegistryServer, image_builder: ImageBuilder
 ) -> None:
@@ -60,7 +56,7 @@ def test_stall_watchdog_fails_the_attempt_and_keeps_the_bytes(
                 session_options=PATIENT,
             )
         assert stall.started.is_set() and not stall.released.is_set()
-        assert _partial_bytes(root) > 0
+        assert ingest_bytes(root) > 0
         stall.release()
         proxy.clear()
         before = proxy.blob_bytes_sent
@@ -98,7 +94,7 @@ def test_cancelling_a_stalled_pull_returns_at_once(
             # The proxy has sent half the layer, but under load the pull's thread may not have
             # read any of it from the socket yet: cancel only once bytes are on disk.
             await anyio.to_thread.run_sync(
-                wait_for, lambda: _partial_bytes(root) > 0, "the stalled layer's bytes on disk"
+                wait_for, lambda: ingest_bytes(root) > 0, "the stalled layer's bytes on disk"
             )
             tg.cancel_scope.cancel()
 
@@ -106,6 +102,6 @@ def test_cancelling_a_stalled_pull_returns_at_once(
         anyio.run(main, store)
         assert outcome == ["cancelled"]
         assert not stall.released.is_set()  # it ended while the connection was still stalled
-        assert _partial_bytes(root) > 0
+        assert ingest_bytes(root) > 0
         stall.release()
         assert fsck(store).ok

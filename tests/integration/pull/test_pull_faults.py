@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from pull_helpers import FAST_RETRY, pull, push, wait_for
+from pull_helpers import FAST_RETRY, ingest_bytes, pull, push, wait_for
 
 from lorry.errors import IntegrityError, UnavailableError
 from lorry.ops.pull import download_manager
@@ -136,7 +136,7 @@ def test_killed_pull_fetches_only_the_missing_bytes_when_repeated(
     try:
         # Both layers reached their stall: about half of the image's bytes are on disk.
         wait_for(
-            lambda: sum(p.stat().st_size for p in ingest_files(root)) >= on_disk,
+            lambda: ingest_bytes(root) >= on_disk,
             "the first run to write about half of the layers",
         )
     finally:

@@ -16,6 +16,7 @@ import pytest
 
 from lorry.cli import run
 from lorry.digest import Digest
+from lorry.store import Store
 from lorry.testing.builder import BuiltImage, LayerSpec
 from lorry.testing.pytest_plugin import ImageBuilder
 
@@ -177,3 +178,27 @@ def test_export_is_the_unpacked_tree_as_one_tar(
     assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
     code, _, err = _lorry(root, capsys, "export", "nosuch:v1", "-o", str(tmp_path / "n.tar"))
     assert code == 3 and not (tmp_path / "n.tar").exists(), err
+
+
+def test_a_damaged_stored_blob_fails_unpack_and_export_naming_it(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=2, seed=5150)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "damaged")
+    with Store.open(root) as store:
+        blob = store.layout.blob(built.layer_digests[1])
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))
+    assert code == INTEGRITY and err.count("\n") == 1, err
+    assert str(built.layer_digests[1]) in err, err
+    assert (tmp_path / ".rootfs.lorry-incomplete").exists()
+    out = tmp_path / "flat.tar"
+    out.write_bytes(b"what the user had")
+    code, _, err = _lorry(root, capsys, "export", ref, "-o", str(out))
+    assert code == INTEGRITY and str(built.layer_digests[1]) in err, err
+    assert out.read_bytes() == b"what the user had"  # never replaced by a partial tar
+    assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
