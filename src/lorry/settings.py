@@ -59,8 +59,9 @@ class RegistrySettings:
 
     #: Mirror base URLs (``http://`` or ``https://``), tried in order before the registry.
     mirrors: tuple[str, ...] = ()
-    #: Allow plain HTTP and unverified TLS for this host.
-    insecure: bool = False
+    #: True: unverified TLS, then plain HTTP, allowed; False: verified HTTPS only (loopback
+    #: too); None: the default (loopback hosts are insecure, as docker has them).
+    insecure: bool | None = None
     #: A PEM CA bundle trusted for this host in addition to the system store.
     ca_file: Path | None = None
 
@@ -90,6 +91,15 @@ class Settings:
     verify_diffids: bool = False
     #: Per-registry options by ``host[:port]``, lower-cased.
     registries: Mapping[str, RegistrySettings] = field(default_factory=_no_registries)
+    #: The forward proxy for HTTP and HTTPS (``http://[user:pass@]host:port``), used instead
+    #: of ``HTTPS_PROXY``/``HTTP_PROXY``; ``NO_PROXY`` still applies.
+    proxy: str | None = None
+    #: False (``--tls-verify=false``): no registry's certificate is checked, and plain HTTP
+    #: is allowed after HTTPS fails, as for an insecure registry.
+    tls_verify: bool = True
+    #: ``--cert-dir``: a directory of ``*.crt`` CAs and ``*.cert``/``*.key`` client pairs used
+    #: for every registry instead of certs.d.
+    cert_dir: Path | None = None
     #: The configuration file these settings were read from (None: none was read).
     source: Path | None = None
 
@@ -236,6 +246,30 @@ def _path(value: Any, what: str, base: Path | None) -> Path:
     return base / path if base is not None and not path.is_absolute() else path
 
 
+def _proxy(value: Any, what: str, base: Path | None) -> str:
+    """A forward proxy URL: ``http://[user:pass@]host[:port]`` (a bare ``host:port`` too)."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme != "http" or not parts.hostname:
+        shown = "a string" if not isinstance(value, str) else "an http://host:port URL"
+        raise InvalidInputError(f"{what}: must be {shown}, got {_masked(value)!r}")
+    return text
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with a password in a URL replaced by ``***`` (errors never show secrets)."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    head, _, tail = value.rpartition("@")
+    scheme, sep, userinfo = head.rpartition("://")
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{tail}"
+
+
 def _int(low: int) -> Any:
     """A checker for an integer of at least ``low``."""
 
@@ -264,6 +298,9 @@ _CHECKS: Mapping[str, Any] = MappingProxyType(
         "max_attempts": _int(1),
         "stall_timeout": _seconds,
         "verify_diffids": _bool,
+        "proxy": _proxy,
+        "tls_verify": _bool,
+        "cert_dir": _path,
     }
 )
 
@@ -310,8 +347,8 @@ def _registry(table: Any, what: str, base: Path | None) -> RegistrySettings:
             raise InvalidInputError(
                 f"{what}.{key}: unknown key (known: {', '.join(_REGISTRY_KEYS)})"
             )
-    insecure = table.get("insecure", False)
-    if not isinstance(insecure, bool):
+    insecure = table.get("insecure")
+    if insecure is not None and not isinstance(insecure, bool):
         raise InvalidInputError(f"{what}.insecure: must be true or false, got {insecure!r}")
     ca = table.get("ca_file")
     return RegistrySettings(

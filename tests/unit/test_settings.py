@@ -136,7 +136,7 @@ def test_empty_variables_are_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("max_attempt = 3", "max_attempt: unknown key (known: cpu, max_attempts,"),
+        ("max_attempt = 3", "max_attempt: unknown key (known: cert_dir, cpu, max_attempts,"),
         ("max_attempts = 0", "max_attempts: must be an integer >= 1, got 0"),
         ("max_attempts = true", "max_attempts: must be an integer >= 1, got True"),
         ("cpu = 0", "cpu: must be an integer >= 1, got 0"),
@@ -154,6 +154,13 @@ def test_empty_variables_are_ignored(tmp_path: Path) -> None:
         ("[registries.r]\nmirrors = [1]", "1 is not an http:// or https:// URL"),
         ("[registries.r]\nca_file = false", 'registries."r".ca_file: must be a non-empty path'),
         ("max_attempts = ", "invalid TOML: "),
+        ('proxy = "socks5://p:1080"', "proxy: must be an http://host:port URL, got 'socks5://"),
+        (
+            'proxy = "http://u:secret@p:x"',
+            "proxy: must be an http://host:port URL, got 'http://u:***@",
+        ),
+        ("proxy = 3128", "proxy: must be a string, got 3128"),
+        ('tls_verify = "no"', "tls_verify: must be true or false"),
     ],
 )
 def test_file_errors_name_the_file_the_key_and_the_rule(
@@ -192,6 +199,17 @@ def test_flag_errors_name_the_flag() -> None:
         Settings().with_overrides(no_such=1)
 
 
+def test_proxy_and_tls_settings_reach_the_registry_config(tmp_path: Path) -> None:
+    text = 'proxy = "http://proxy.example:3128"\n[registries."127.0.0.1:5000"]\ninsecure = false\n'
+    s = load(write(tmp_path / "l.toml", text), env={})
+    assert s.registry("127.0.0.1:5000").insecure is False and s.registry("x").insecure is None
+    config = bridge.registry_config(s.with_overrides(cert_dir=str(tmp_path)))
+    assert config.proxy == "http://proxy.example:3128" and config.cert_dir == tmp_path
+    assert config.tls_verify and not config.insecure("127.0.0.1:5000")
+    assert config.insecure("127.0.0.1:5001")  # loopback: insecure unless configured otherwise
+    assert not bridge.registry_config(s.with_overrides(tls_verify=False)).tls_verify
+
+
 def test_bridge_numbers() -> None:
     s = Settings(max_concurrent_downloads=1, max_concurrent_uploads=0, max_attempts=2)
     assert (bridge.limits(s).downloads, bridge.limits(s).uploads) == (1, 0)
@@ -208,14 +226,15 @@ def test_insecure_and_mirrors_decide_the_endpoints(tmp_path: Path) -> None:
     )
     config = bridge.session_options(s).config
     assert config is not None
-    assert config.endpoint("reg.example:5000").base_url == "http://reg.example:5000"
-    assert config.endpoint("flagged.example").base_url == "http://flagged.example"
-    assert config.endpoint("plain.example").base_url == "https://plain.example"
+    # insecure: HTTPS without verification first, plain HTTP when TLS fails (docker's rule)
+    assert config.endpoint("reg.example:5000").http_fallback
+    assert config.endpoint("flagged.example").http_fallback
+    assert not config.endpoint("plain.example").http_fallback
     assert config.allows_plain_http("flagged.example")
     assert not config.allows_plain_http("plain.example")
     assert config.host("reg.example:5000").ca_file == str(tmp_path / "certs" / "ca.pem")
     urls = [e.base_url for e in config.pull_endpoints("reg.example:5000")]
-    assert urls == ["http://127.0.0.1:5001", "https://mirror.example/v", "http://reg.example:5000"]
+    assert urls == ["http://127.0.0.1:5001", "https://mirror.example/v", "https://reg.example:5000"]
     hub = [e.base_url for e in config.pull_endpoints("index.docker.io")]
     assert hub == ["https://hub-mirror.example", "https://registry-1.docker.io"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import re
@@ -17,7 +18,17 @@ from lorry._version import __version__
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 
-__all__ = ["COMMAND_MODULES", "EXIT_CODES", "CliContext", "cli", "pass_context", "printable", "run"]
+__all__ = [
+    "COMMAND_MODULES",
+    "EXIT_CODES",
+    "CliContext",
+    "cli",
+    "pass_context",
+    "printable",
+    "progress_option",
+    "run",
+    "tls_options",
+]
 
 
 @dataclass
@@ -49,6 +60,34 @@ def progress_option(name: str = "progress") -> Callable[[F], F]:
         show_default=True,
         help="How progress is shown on stderr.",
     )
+
+
+def tls_options(command: F) -> F:
+    """``--tls-verify=BOOL`` and ``--cert-dir DIR`` as skopeo spells them, for every command
+    that talks to a registry; they override this command's settings (lorry.toml's too)."""
+
+    @functools.wraps(command)
+    def with_tls(*args: Any, tls_verify: bool | None, cert_dir: Path | None, **kw: Any) -> Any:
+        obj = click.get_current_context().find_object(CliContext)
+        if obj is not None and (tls_verify is not None or cert_dir is not None):
+            obj.settings = obj.settings.with_overrides(tls_verify=tls_verify, cert_dir=cert_dir)
+        return command(*args, **kw)
+
+    with_tls = click.option(
+        "--cert-dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
+        help="Use the *.crt CAs and *.cert/*.key client pair in DIR instead of certs.d.",
+    )(with_tls)
+    with_tls = click.option(
+        "--tls-verify",
+        type=click.BOOL,
+        default=None,
+        metavar="BOOL",
+        help="Require HTTPS and verify certificates (default true; false: every registry "
+        "is insecure, as with --insecure-registry).",
+    )(with_tls)
+    return with_tls  # type: ignore[return-value]
 
 
 #: Which module defines each command: a command's module (and what it imports) loads only when

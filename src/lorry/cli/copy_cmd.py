@@ -15,7 +15,7 @@ from typing import Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context, progress_option
+from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
 from lorry.cli.render import make_renderer
 from lorry.platform import Platform
 from lorry.progress import NullSink, ProgressSink
@@ -47,6 +47,7 @@ __all__ = ["copy_cmd"]
 )
 @progress_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@tls_options
 @pass_context
 def copy_cmd(  # noqa: PLR0917 - click passes options positionally
     ctx: CliContext,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context, progress_option
+from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
 from lorry.cli.render import make_renderer
 from lorry.errors import LorryError, exit_code
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
@@ -70,6 +70,7 @@ def _pulled(result: PullResult) -> list[str]:
     help="Inflate each layer now and check it against the config's DiffIDs (default: the "
     "config's setting, else checked where layers are inflated: verify, fsck --deep).",
 )
+@tls_options
 @pass_context
 def pull_cmd(
     ctx: CliContext,

@@ -12,7 +12,7 @@ from typing import Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context, progress_option
+from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
 from lorry.cli.render import make_renderer
 from lorry.progress import NullSink, ProgressSink
 from lorry.store import Store
@@ -50,6 +50,7 @@ __all__ = ["push_cmd"]
     metavar="REGISTRY",
     help="Also push foreign (non-distributable) layers to this registry; repeatable.",
 )
+@tls_options
 @pass_context
 def push_cmd(  # noqa: PLR0917 - click passes options positionally
     ctx: CliContext,

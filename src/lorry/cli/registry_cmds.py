@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, tls_options
 from lorry.errors import InvalidInputError
 from lorry.reference import parse, parse_docker_ref
 
@@ -37,6 +37,7 @@ def _server(server: str | None) -> str:
 @click.option("-u", "--username", help="User name.")
 @click.option("-p", "--password", help="Password or token (prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@tls_options
 @pass_context
 def login_cmd(
     ctx: CliContext,
@@ -121,6 +122,7 @@ def logout_cmd(ctx: CliContext, server: str | None) -> None:
     metavar="FORMAT",
     help="'json' (one object per line) or a Go template over Repository and Tag.",
 )
+@tls_options
 @pass_context
 def ls_cmd(ctx: CliContext, repository: str, page_size: int | None, fmt: str | None) -> None:
     """List the tags of a repository, one per line.
@@ -171,6 +173,7 @@ _PLATFORM = click.option(
 @cli.command("manifest")
 @click.argument("reference")
 @_PLATFORM
+@tls_options
 @pass_context
 def manifest_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
     """Print a manifest's raw bytes, exactly as the registry stores them.
@@ -196,6 +199,7 @@ def manifest_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
 @cli.command("digest")
 @click.argument("reference")
 @_PLATFORM
+@tls_options
 @pass_context
 def digest_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
     """Print a manifest's digest, computed from its bytes.

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context, printable
+from lorry.cli.app import CliContext, cli, pass_context, printable, tls_options
 from lorry.errors import InvalidInputError
 from lorry.platform import Platform
 from lorry.store import Store
@@ -132,6 +132,7 @@ def inspect_remote(
 @cli.command("config")
 @click.argument("reference")
 @click.option("--platform", help="The image of a multi-platform index (default: this host's).")
+@tls_options
 @pass_context
 def config_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
     """Print an image's config JSON, exactly as stored (a bare REF is a registry image).
@@ -154,6 +155,7 @@ def config_cmd(ctx: CliContext, reference: str, platform: str | None) -> None:
 
 @cli.command("delete")
 @click.argument("reference")
+@tls_options
 @pass_context
 def delete_cmd(ctx: CliContext, reference: str) -> None:
     """Delete a manifest from its registry (a tag is resolved to its digest first).
@@ -179,6 +181,7 @@ def delete_cmd(ctx: CliContext, reference: str) -> None:
     metavar="FORMAT",
     help="'json' (one object per line) or a Go template over Repository.",
 )
+@tls_options
 @pass_context
 def catalog_cmd(ctx: CliContext, registry: str, page_size: int | None, fmt: str | None) -> None:
     """List the repositories of a registry, one per line.

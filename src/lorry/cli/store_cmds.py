@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, tls_options
 from lorry.cli.humanize import go_time, human_size, since
 from lorry.errors import IntegrityError, InvalidInputError, StoreError
 from lorry.reference import parse
@@ -184,6 +184,7 @@ def _reference_pattern(text: str) -> str:
 @click.option("--raw", is_flag=True, help="Transport references: the manifest's bytes as stored.")
 @click.option("--config", "config", is_flag=True, help="Transport references: the image config.")
 @click.option("--platform", help="Transport references: the image of an index to inspect.")
+@tls_options
 @pass_context
 def inspect_cmd(  # noqa: PLR0917 - click passes options positionally
     ctx: CliContext,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context, printable, progress_option
+from lorry.cli.app import CliContext, cli, pass_context, printable, progress_option, tls_options
 from lorry.cli.render import human_size, make_renderer
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 
@@ -41,6 +41,7 @@ __all__ = ["sync_cmd"]
 @click.option("--jobs", type=click.IntRange(min=1), help="Images at once (default: the file's).")
 @progress_option()
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@tls_options
 @pass_context
 def sync_cmd(  # noqa: PLR0917 - click passes options positionally
     ctx: CliContext,

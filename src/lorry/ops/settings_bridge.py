@@ -46,7 +46,8 @@ __all__ = [
 
 
 def registry_config(settings: Settings) -> RegistryConfig:
-    """The per-registry mirrors, insecure flags and CA files, as the registry client takes them."""
+    """The per-registry mirrors, insecure flags and CA files, the proxy and the TLS options, as
+    the registry client takes them."""
     return RegistryConfig.from_mapping(
         {
             host: {
@@ -55,7 +56,10 @@ def registry_config(settings: Settings) -> RegistryConfig:
                 "ca_file": str(reg.ca_file) if reg.ca_file else None,
             }
             for host, reg in settings.registries.items()
-        }
+        },
+        cert_dir=settings.cert_dir,
+        tls_verify=settings.tls_verify,
+        proxy=settings.proxy,
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lorry.errors import InvalidInputError
 
-__all__ = ["CertsD", "default_roots", "load_into", "read_host_dir"]
+__all__ = ["CertsD", "default_roots", "load_into", "merge", "read_dir", "read_host_dir"]
 
 _PEM_MARK = b"-----BEGIN "
 
@@ -44,28 +44,42 @@ class CertsD:
 
 
 def read_host_dir(host: str, roots: Sequence[Path]) -> CertsD:
-    """Collect ``*.crt`` and ``*.cert``/``*.key`` pairs for ``host`` across ``roots``.
+    """Collect ``*.crt`` and ``*.cert``/``*.key`` pairs for ``host`` across ``roots``."""
+    found = CertsD()
+    for root in roots:
+        if (root / host).is_dir():
+            found = merge(found, read_dir(root / host))
+    return found
+
+
+def read_dir(d: Path) -> CertsD:
+    """The ``*.crt`` CAs and ``*.cert``/``*.key`` pairs directly in ``d`` (``--cert-dir``).
 
     A ``.cert`` without its ``.key`` (or the reverse) is bad input naming the file, as docker
-    refuses it too; every file must be PEM.
+    refuses it too; every file must be PEM. A directory that cannot be listed names itself.
     """
+    try:
+        files = sorted(d.iterdir())
+    except OSError as exc:
+        raise InvalidInputError(f"certs.d {d}: {exc.strerror or exc}") from None
     cas: list[Path] = []
     clients: list[tuple[Path, Path]] = []
-    for root in roots:
-        d = root / host
-        if not d.is_dir():
-            continue
-        for f in sorted(d.iterdir()):
-            if f.suffix == ".crt":
-                cas.append(_pem(f))
-            elif f.suffix == ".cert":
-                key = f.with_suffix(".key")
-                if not key.is_file():
-                    raise InvalidInputError(f"certs.d {f}: client certificate without {key.name}")
-                clients.append((_pem(f), _pem(key)))
-            elif f.suffix == ".key" and not f.with_suffix(".cert").is_file():
-                raise InvalidInputError(f"certs.d {f}: client key without {f.stem}.cert")
+    for f in files:
+        if f.suffix == ".crt":
+            cas.append(_pem(f))
+        elif f.suffix == ".cert":
+            key = f.with_suffix(".key")
+            if not key.is_file():
+                raise InvalidInputError(f"certs.d {f}: client certificate without {key.name}")
+            clients.append((_pem(f), _pem(key)))
+        elif f.suffix == ".key" and not f.with_suffix(".cert").is_file():
+            raise InvalidInputError(f"certs.d {f}: client key without {f.stem}.cert")
     return CertsD(tuple(cas), tuple(clients))
+
+
+def merge(a: CertsD, b: CertsD) -> CertsD:
+    """Both directories' files, ``a``'s first."""
+    return CertsD(a.cas + b.cas, a.clients + b.clients)
 
 
 def load_into(ctx: ssl.SSLContext, found: CertsD) -> None:

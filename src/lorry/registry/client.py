@@ -61,8 +61,9 @@ class RegistrySession:
         user_agent: str = USER_AGENT,
     ) -> None:
         self.config = config or RegistryConfig()
-        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY as Go reads them: loopback always goes direct.
-        proxies = ProxyRules.from_env(os.environ, direct_loopback=True)
+        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY as Go reads them (lorry.toml's proxy wins over
+        # the first two); loopback always goes direct.
+        proxies = ProxyRules.from_env(os.environ, self.config.proxy, direct_loopback=True)
         self.pool = HttpPool(
             proxies=proxies if proxies.http or proxies.https else None,
             per_host=per_host_connections,
@@ -82,8 +83,8 @@ class RegistrySession:
             transport=self.transport,
             registry=registry,
             repository=repository,
-            endpoint=self.config.endpoint(registry),
-            pull_endpoints=tuple(self.config.pull_endpoints(registry)),
+            home=self.config.endpoint(registry),
+            pulls=tuple(self.config.pull_endpoints(registry)),
         )
         return RegistryClient(ctx)
 

@@ -2,9 +2,13 @@
 
 Registry names in references are not always the hosts to talk to: ``docker.io`` is served by
 ``registry-1.docker.io``, and a registry may have mirrors (tried in order for reads, then the
-upstream). Plain HTTP is used only for loopback hosts (docker treats 127.0.0.0/8 as insecure) or
-hosts the user marks insecure; everything else is HTTPS with verified certificates, optionally
-against a custom CA bundle.
+upstream). Docker's rule for TLS: a host is *insecure* when the user marks it so, when
+``--tls-verify=false`` is given, or by default when it is loopback (127.0.0.0/8, ``::1``,
+``localhost``); an insecure host is tried over HTTPS without certificate verification first and
+over plain HTTP when no TLS session can be set up (the transport settles that once per session).
+Every other host is HTTPS with verified certificates: the system's CAs, a configured CA file,
+and certs.d (or ``--cert-dir``) CAs and client certificates. ``insecure = false`` for a
+loopback host makes it as strict as any other.
 """
 
 from __future__ import annotations
@@ -62,8 +66,9 @@ class HostConfig:
 
     #: Base URLs of mirrors (``https://mirror.example`` or ``http://127.0.0.1:5001``), in order.
     mirrors: tuple[str, ...] = ()
-    #: Allow plain HTTP (and unverified TLS) for this host.
-    insecure: bool = False
+    #: True: unverified TLS, then plain HTTP, allowed; False: verified HTTPS only (loopback
+    #: too); None: docker's default (loopback hosts are insecure, others are not).
+    insecure: bool | None = None
     #: A PEM CA bundle trusted in addition to the system store.
     ca_file: str | None = None
 
@@ -78,10 +83,13 @@ class Endpoint:
     auth_name: str
     #: True for a mirror, False for the registry itself.
     mirror: bool = False
-    #: Skip TLS verification (only for hosts marked insecure).
+    #: Skip TLS verification (only for insecure hosts).
     insecure: bool = False
     #: Extra CA bundle for TLS verification.
     ca_file: str | None = None
+    #: ``base_url`` is HTTPS, to be replaced by plain HTTP when no TLS session can be set up
+    #: (an insecure host; :meth:`lorry.registry.transport.Transport.settle` decides once).
+    http_fallback: bool = False
 
     @property
     def host(self) -> str:
@@ -95,12 +103,20 @@ class RegistryConfig:
 
     hosts: dict[str, HostConfig] = field(default_factory=dict)
     #: certs.d roots read for every TLS host (None: docker's, podman's and the user's, or
-    #: ``LORRY_CERTS_D``); a ``--cert-dir DIR`` is one root holding the files directly.
+    #: ``LORRY_CERTS_D``).
     certs_roots: tuple[Path, ...] | None = None
+    #: ``--cert-dir DIR``: the ``*.crt``, ``*.cert`` and ``*.key`` files for every host, read
+    #: instead of certs.d (as skopeo does).
+    cert_dir: Path | None = None
+    #: False (``--tls-verify=false``): every host is insecure.
+    tls_verify: bool = True
+    #: lorry.toml's ``proxy``: the forward proxy for HTTP and HTTPS, over the environment's.
+    proxy: str | None = None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> RegistryConfig:
-        """Build from ``{"host": {"mirrors": [...], "insecure": bool, "ca_file": str}}``."""
+    def from_mapping(cls, data: Mapping[str, Any], **options: Any) -> RegistryConfig:
+        """Build from ``{"host": {"mirrors": [...], "insecure": bool, "ca_file": str}}``;
+        ``options`` are the other fields (``cert_dir``, ``tls_verify``, ``proxy``)."""
         hosts: dict[str, HostConfig] = {}
         for name, raw in data.items():
             if not isinstance(raw, Mapping):
@@ -109,24 +125,39 @@ class RegistryConfig:
             if isinstance(mirrors, str) or not all(isinstance(m, str) for m in mirrors):
                 raise InvalidInputError(f"registry config for {name!r}: mirrors must be URLs")
             ca = raw.get("ca_file")
+            insecure = raw.get("insecure")
             hosts[_canonical(name)] = HostConfig(
                 mirrors=tuple(_without_userinfo(m.rstrip("/"), name) for m in mirrors),
-                insecure=bool(raw.get("insecure", False)),
+                insecure=None if insecure is None else bool(insecure),
                 ca_file=str(ca) if ca else None,
             )
-        return cls(hosts)
+        return cls(hosts, **options)
 
     def host(self, registry: str) -> HostConfig:
         """The configuration of ``registry`` (defaults when none was given)."""
         return self.hosts.get(_canonical(registry), HostConfig())
 
+    def insecure(self, host: str) -> bool:
+        """Whether ``host[:port]`` is insecure: unverified TLS, then plain HTTP, allowed.
+
+        A host given with HTTP's or HTTPS's default port (``r.example:443``) has the settings
+        of ``r.example`` when it has none of its own.
+        """
+        if not self.tls_verify:
+            return True
+        for name in (host, host.removesuffix(":80"), host.removesuffix(":443")):
+            configured = self.host(name).insecure
+            if configured is not None:
+                return configured
+        return is_loopback(host)
+
     def endpoint(self, registry: str) -> Endpoint:
-        """The registry's own endpoint: HTTPS unless loopback or marked insecure."""
+        """The registry's own endpoint: HTTPS, with the plain-HTTP fallback when insecure."""
         cfg = self.host(registry)
         name = _canonical(registry)
         host = DOCKER_HUB_ENDPOINT if name == DOCKER_HUB else name
-        scheme = "http" if (cfg.insecure or is_loopback(host)) else "https"
-        return Endpoint(f"{scheme}://{host}", name, False, cfg.insecure, cfg.ca_file)
+        insecure = self.insecure(name)
+        return Endpoint(f"https://{host}", name, False, insecure, cfg.ca_file, insecure)
 
     def pull_endpoints(self, registry: str) -> list[Endpoint]:
         """Mirrors in configured order, then the registry itself: the order reads try."""
@@ -138,7 +169,8 @@ class RegistryConfig:
                 raise InvalidInputError(f"mirror {url!r} of {registry} is not an http(s) URL")
             mirror_cfg = self.host(parts.netloc)
             base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-            out.append(Endpoint(base, parts.netloc, True, mirror_cfg.insecure, mirror_cfg.ca_file))
+            insecure = self.insecure(parts.netloc)
+            out.append(Endpoint(base, parts.netloc, True, insecure, mirror_cfg.ca_file))
         out.append(self.endpoint(registry))
         return out
 
@@ -148,13 +180,20 @@ class RegistryConfig:
         ``host`` may carry HTTP's default port (``r.example:80``), which the user's
         ``r.example`` means too.
         """
-        bare = host.removesuffix(":80")
-        return is_loopback(host) or self.host(host).insecure or self.host(bare).insecure
+        return self.insecure(host)
 
     def ssl_context(self, endpoint_host: str) -> ssl.SSLContext:
-        """A verifying TLS context for the host, with its custom CA if one is configured."""
-        cfg = self.host(endpoint_host)
-        ctx = ssl.create_default_context()
+        """The TLS context for ``host[:port]``: its CA file, certs.d (or ``--cert-dir``) CAs
+        and client certificate, and no verification when the host is insecure."""
+        bare = endpoint_host.removesuffix(":443")
+        cfg = self.host(endpoint_host) if self.host(endpoint_host).ca_file else self.host(bare)
+        insecure = self.insecure(endpoint_host)
+        if insecure:  # nothing is verified: skip the system CA store (45 ms and 2 MB here)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            ctx = ssl.create_default_context()
         if cfg.ca_file:
             try:
                 ctx.load_verify_locations(cafile=cfg.ca_file)
@@ -163,11 +202,14 @@ class RegistryConfig:
                 raise InvalidInputError(
                     f"CA file {cfg.ca_file} for registry {endpoint_host}: {reason}"
                 ) from exc
-        roots = certsd.default_roots() if self.certs_roots is None else self.certs_roots
-        certsd.load_into(ctx, certsd.read_host_dir(endpoint_host, roots))
-        if cfg.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_dir is not None:
+            found = certsd.read_dir(self.cert_dir)
+        else:
+            roots = certsd.default_roots() if self.certs_roots is None else self.certs_roots
+            found = certsd.read_host_dir(endpoint_host, roots)
+            if bare != endpoint_host:  # docker's certs.d names a port-443 host without the port
+                found = certsd.merge(found, certsd.read_host_dir(bare, roots))
+        certsd.load_into(ctx, found)
         return ctx
 
 

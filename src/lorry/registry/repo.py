@@ -26,13 +26,29 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class RepoContext:
-    """Everything a request about one repository needs."""
+    """Everything a request about one repository needs.
+
+    ``home`` and ``pulls`` are the configured endpoints; :attr:`endpoint` and
+    :attr:`pull_endpoints` are them with the scheme of an insecure host settled (HTTPS, or
+    plain HTTP when TLS fails: :meth:`Transport.settle`, decided on first use, in a worker
+    thread like every request).
+    """
 
     transport: Transport
     registry: str
     repository: str
-    endpoint: Endpoint
-    pull_endpoints: tuple[Endpoint, ...]
+    home: Endpoint
+    pulls: tuple[Endpoint, ...]
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where writes go: the registry itself."""
+        return self.transport.settle(self.home)
+
+    @property
+    def pull_endpoints(self) -> tuple[Endpoint, ...]:
+        """Where reads go, in order: the mirrors, then the registry."""
+        return tuple(self.transport.settle(e) for e in self.pulls)
 
     @property
     def name(self) -> str:

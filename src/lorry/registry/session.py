@@ -44,6 +44,10 @@ log = get_logger(__name__)
 Body = bytes | Iterable[bytes] | None
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+#: TLS alerts a server sends when it wants a client certificate it did not get (or trust).
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA")
+#: Seconds a TLS probe (is this insecure host speaking TLS?) may take to connect and shake hands.
+_PROBE_TIMEOUT = 10.0
 _BLOCK = 1 << 20  # 1 MiB reads: 8 KiB reads cost twice the CPU (DESIGN.md §9)
 
 
@@ -76,7 +80,20 @@ def translate_error(exc: BaseException, what: str) -> LorryError:
     if isinstance(exc, LorryError):
         return exc
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return AuthError(f"{what}: TLS certificate verification failed: {exc.verify_message}")
+        return AuthError(
+            f"{what}: TLS certificate verification failed: {exc.verify_message} (trust its CA "
+            "with a *.crt in certs.d/HOST or --cert-dir, or mark the host insecure)"
+        )
+    if isinstance(exc, ssl.SSLError) and any(alert in str(exc) for alert in _CLIENT_CERT_ALERTS):
+        return AuthError(
+            f"{what}: the registry refused the TLS client certificate or wants one "
+            f"({exc.reason}): put NAME.cert and NAME.key in certs.d/HOST or --cert-dir"
+        )
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        return UnavailableError(
+            f"{what}: the server does not speak TLS (plain HTTP?); mark the host insecure "
+            "(--insecure-registry HOST) to let lorry fall back to HTTP"
+        )
     if isinstance(exc, DeadlineError):
         return StallError(f"{what}: {exc}")
     if isinstance(exc, TimeoutError | socket.timeout):
@@ -337,6 +354,27 @@ class HttpPool:
             conn.close()
             raise
         return Response(self, origin, conn, raw, url=url, method=method, what=what)
+
+    def tls_handshake(self, url: str) -> str | None:
+        """Open a TLS connection to ``url``'s origin (through its proxy, if any); None when it
+        works (the connection is kept for the next request), else why it failed."""
+        origin = Origin.of(url)
+        conn = self._new_connection(origin)
+        conn.timeout = min(self.timeout, _PROBE_TIMEOUT)
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            return str(exc) or type(exc).__name__
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+        conn.timeout = self.timeout
+        with self._lock:
+            if not self._closed:
+                self._idle.setdefault(origin, []).append(conn)
+                return None
+        conn.close()
+        return None
 
     def release(self, origin: Origin, conn: TimedHTTPConnection, *, reuse: bool) -> None:
         """Give a connection back (kept idle when ``reuse``) and free its origin slot."""

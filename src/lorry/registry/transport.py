@@ -13,9 +13,10 @@ the action, object and registry.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin
 
 from lorry.errors import AuthError, LorryError, StallError, UnavailableError
@@ -76,6 +77,40 @@ class Transport:
         self.auth = auth
         self.backoff = backoff
         self._wall_clock = wall_clock
+        self._settled: dict[str, Endpoint] = {}
+        self._settling: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def settle(self, endpoint: Endpoint) -> Endpoint:
+        """The endpoint with its scheme decided: an insecure host (``http_fallback``) keeps
+        HTTPS when a TLS session can be set up, else becomes plain HTTP (docker's rule).
+
+        Decided once per session and host; the probe's connection serves the next request.
+        """
+        if not endpoint.http_fallback:
+            return endpoint
+        key = endpoint.base_url
+        with self._lock:
+            done = self._settled.get(key)
+            if done is not None:
+                return done
+            lock = self._settling.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                done = self._settled.get(key)
+            if done is None:
+                why = self.pool.tls_handshake(key)
+                # A TLS alert means the server speaks TLS (and wants, say, a client
+                # certificate): the request itself then fails with the reason.
+                if why is None or "ALERT" in why:
+                    done = replace(endpoint, http_fallback=False)
+                else:
+                    log.debug("%s: no TLS (%s); insecure, so plain HTTP", endpoint.host, why)
+                    plain = "http://" + key.removeprefix("https://")
+                    done = replace(endpoint, base_url=plain, http_fallback=False)
+                with self._lock:
+                    self._settled[key] = done
+        return done
 
     def request(
         self,
@@ -98,6 +133,10 @@ class Transport:
         chunk uploads recover through the session status instead of a blind replay). The returned
         response must be closed (or read to the end) by the caller.
         """
+        settled = self.settle(endpoint)
+        if settled is not endpoint and url.startswith(endpoint.base_url + "/"):
+            url = settled.base_url + url[len(endpoint.base_url) :]
+        endpoint = settled
         call = _Call(method, url, endpoint, list(scopes), what, headers or {}, body, retry)
         home = call.home
         auth_retries = 0

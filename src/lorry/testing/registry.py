@@ -5,6 +5,8 @@ mappings, which any YAML parser reads), starts ``docker-registry serve`` with it
 to ``registry.log`` in the work directory, and waits until ``GET /v2/`` answers 200 or 401.
 Modes: no auth, htpasswd basic auth (bcrypt hashes), bearer tokens from a
 :class:`~lorry.testing.token_issuer.TokenIssuer`, and pull-through cache (``proxy_remote_url``).
+With ``tls`` (:mod:`lorry.testing.tls`) it serves HTTPS, and with ``client_auth`` it also
+requires a client certificate signed by the test CA (``http.tls.clientcas``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -30,6 +33,7 @@ from lorry.errors import InvalidInputError, UnavailableError
 from lorry.testing._process import stop_process
 
 if TYPE_CHECKING:
+    from lorry.testing.tls import TlsFiles
     from lorry.testing.token_issuer import TokenIssuer
 
 __all__ = [
@@ -109,14 +113,22 @@ class RegistryServer:
     """A running ``docker-registry``; stop it with :meth:`stop` or by leaving the ``with``."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], port: int, workdir: Path, config: dict[str, Any]
+        self,
+        process: subprocess.Popen[bytes],
+        port: int,
+        workdir: Path,
+        config: dict[str, Any],
+        *,
+        address: str = "127.0.0.1",
+        tls: TlsFiles | None = None,
     ) -> None:
         self.process = process
         self.port = port
         self.workdir = workdir
         self.config = config
-        self.host = f"127.0.0.1:{port}"
-        self.url = f"http://{self.host}"
+        self.tls = tls
+        self.host = f"{address}:{port}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
         self.storage = workdir / "storage"
         self.log_path = workdir / "registry.log"
         self.config_path = workdir / "config.yml"
@@ -155,7 +167,7 @@ def _stop_all() -> None:
         server.stop()
 
 
-def _base_config(port: int, storage: Path, delete: bool) -> dict[str, Any]:
+def _base_config(address: str, port: int, storage: Path, delete: bool) -> dict[str, Any]:
     return {
         "version": "0.1",
         "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
@@ -166,7 +178,7 @@ def _base_config(port: int, storage: Path, delete: bool) -> dict[str, Any]:
             "cache": {"blobdescriptor": "inmemory"},
         },
         "http": {
-            "addr": f"127.0.0.1:{port}",
+            "addr": f"{address}:{port}",
             "secret": "lorry-testing-secret",
             "headers": {"X-Content-Type-Options": ["nosniff"]},
         },
@@ -203,9 +215,14 @@ def _auth_config(
     raise InvalidInputError(f"unknown auth mode {auth!r}: want none, basic or token")
 
 
-def _ping(url: str) -> bool:
+def _ping(server: RegistryServer) -> bool:
+    ctx = None
+    if server.tls is not None:  # the fixture's own probe: trust the test CA, show the client pair
+        ctx = ssl.create_default_context(cafile=str(server.tls.ca_cert))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(str(server.tls.client_cert), str(server.tls.client_key))
     try:
-        with urllib.request.urlopen(url + "/v2/", timeout=2) as resp:
+        with urllib.request.urlopen(server.url + "/v2/", timeout=2, context=ctx) as resp:
             return int(resp.status) == 200
     except urllib.error.HTTPError as err:
         return err.code == 401
@@ -218,7 +235,7 @@ def _wait_ready(server: RegistryServer) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             break
-        if _ping(server.url):
+        if _ping(server):
             return
         time.sleep(0.05)
     server.stop()
@@ -238,12 +255,17 @@ def start_registry(
     schema1: bool = False,
     delete: bool = False,
     extra_config: Mapping[str, Any] | None = None,
+    tls: TlsFiles | None = None,
+    client_auth: bool = False,
+    address: str = "127.0.0.1",
 ) -> RegistryServer:
     """Start a registry with its storage, config and log under ``workdir``; wait until ready.
 
     ``proxy_remote_url`` makes it a pull-through cache of that registry (read-only: pushes
-    fail), ``schema1`` accepts schema1 manifests, ``delete`` allows DELETE, and
-    ``extra_config`` is deep-merged into the generated config last.
+    fail), ``schema1`` accepts schema1 manifests, ``delete`` allows DELETE, ``tls`` serves
+    HTTPS with that server pair (``client_auth``: a client certificate from the test CA is
+    required), ``address`` is the loopback address to listen on, and ``extra_config`` is
+    deep-merged into the generated config last.
     """
     if shutil.which(REGISTRY_BINARY) is None:
         raise UnavailableError(f"starting the test registry: {REGISTRY_BINARY} is not installed")
@@ -259,12 +281,21 @@ def start_registry(
         config["proxy"] = proxy
     if schema1:
         config["compatibility"] = {"schema1": {"enabled": True}}
+    if tls is not None:
+        cfg: dict[str, Any] = {"certificate": str(tls.server_cert), "key": str(tls.server_key)}
+        if client_auth:
+            cfg["clientcas"] = [str(tls.ca_cert)]
+        config = _merge(config, {"http": {"tls": cfg}})
+    elif client_auth:
+        raise InvalidInputError("client_auth needs tls")
     config = _merge(config, extra_config or {})
     for attempt in range(_PORT_ATTEMPTS):
         # The free port may be taken between our probe and the registry's bind: try again.
         port = free_port()
-        full = _merge(_base_config(port, storage, delete), config)
-        server = RegistryServer(_spawn(workdir, full), port, workdir, full)
+        full = _merge(_base_config(address, port, storage, delete), config)
+        server = RegistryServer(
+            _spawn(workdir, full), port, workdir, full, address=address, tls=tls
+        )
         try:
             _wait_ready(server)
         except UnavailableError:

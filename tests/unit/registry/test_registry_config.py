@@ -23,9 +23,25 @@ def test_docker_hub_and_schemes() -> None:
     cfg = RegistryConfig.from_mapping({"insecure.example": {"insecure": True}})
     assert cfg.endpoint("docker.io").base_url == "https://registry-1.docker.io"
     assert cfg.endpoint("index.docker.io").auth_name == "docker.io"
-    assert cfg.endpoint("127.0.0.1:5000").base_url == "http://127.0.0.1:5000"
-    assert cfg.endpoint("insecure.example").base_url == "http://insecure.example"
-    assert cfg.endpoint("ghcr.io").base_url == "https://ghcr.io"
+    # docker's rule: insecure (loopback by default) is HTTPS unverified first, then plain HTTP
+    for host in ("127.0.0.1:5000", "insecure.example", "localhost"):
+        ep = cfg.endpoint(host)
+        assert (ep.base_url, ep.insecure, ep.http_fallback) == (f"https://{host}", True, True)
+    ep = cfg.endpoint("ghcr.io")
+    assert (ep.base_url, ep.insecure, ep.http_fallback) == ("https://ghcr.io", False, False)
+
+
+def test_insecure_false_makes_loopback_strict_and_tls_verify_false_frees_every_host() -> None:
+    cfg = RegistryConfig.from_mapping({"127.0.0.1:5000": {"insecure": False}})
+    assert not cfg.insecure("127.0.0.1:5000") and not cfg.endpoint("127.0.0.1:5000").http_fallback
+    assert not cfg.allows_plain_http("127.0.0.1:5000") and cfg.allows_plain_http("127.0.0.1:5001")
+    loose = RegistryConfig.from_mapping({"127.0.0.1:5000": {"insecure": False}}, tls_verify=False)
+    assert loose.insecure("127.0.0.1:5000") and loose.insecure("ghcr.io")
+    assert loose.endpoint("ghcr.io").http_fallback
+    # a host configured without a port is the same host on HTTP's and HTTPS's default ports
+    named = RegistryConfig.from_mapping({"r.example": {"insecure": True}})
+    assert named.insecure("r.example:443") and named.insecure("r.example:80")
+    assert not named.insecure("r.example:5000")
 
 
 def test_mirrors_come_first_in_order() -> None:

@@ -94,7 +94,8 @@ class RegistrySpec:
     """Per-registry options of the file: host settings, credentials and limits."""
 
     mirrors: tuple[str, ...] = ()
-    insecure: bool = False
+    #: None: docker's default (loopback hosts insecure); see RegistryConfig.insecure.
+    insecure: bool | None = None
     ca_file: Path | None = None
     #: A docker-config-format file (``auths``, ``credHelpers``, ``credsStore``) tried first.
     auth_file: Path | None = None
@@ -380,7 +381,9 @@ class _Checker:
         rps, burst = t.get("requests_per_second"), t.get("burst")
         return RegistrySpec(
             mirrors=tuple(self.texts(t.get("mirrors", []), (*path, "mirrors"))),
-            insecure=self.boolean(t.get("insecure", False), (*path, "insecure")),
+            insecure=(
+                self.boolean(t["insecure"], (*path, "insecure")) if "insecure" in t else None
+            ),
             ca_file=self.file(t["ca_file"], (*path, "ca_file")) if "ca_file" in t else None,
             auth_file=self.file(t["auth_file"], (*path, "auth_file")) if "auth_file" in t else None,
             requests_per_second=(

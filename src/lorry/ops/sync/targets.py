@@ -101,14 +101,14 @@ def session_options(config: SyncConfig, base: SessionOptions | None) -> SessionO
             "ca_file": str(r.ca_file) if r.ca_file else None,
         }
         for h, r in config.registries.items()
-        if r.mirrors or r.insecure or r.ca_file
+        if r.mirrors or r.insecure is not None or r.ca_file
     }
     hosts.update(RegistryConfig.from_mapping(table).hosts)
     files = {_canonical(h): r.auth_file for h, r in config.registries.items() if r.auth_file}
     conns = config.connections or max(base.per_host_connections, config.jobs + config.transfers)
     return replace(
         base,
-        config=RegistryConfig(hosts),
+        config=replace(base.config or RegistryConfig(), hosts=hosts),
         credentials=_lookup(files, base.credentials) if files else base.credentials,
         per_host_connections=conns,
     )
@@ -135,6 +135,10 @@ def apply_rates(
     for host, spec in registries.items():
         if spec.requests_per_second is None:
             continue
-        netloc = Origin.of(session.config.endpoint(host).base_url).netloc
-        burst = spec.burst or None
-        session.backoff.set_rate(netloc, spec.requests_per_second / shards, burst)
+        endpoint = session.config.endpoint(host)
+        urls = [endpoint.base_url]
+        if endpoint.http_fallback:  # an insecure host may end up on plain HTTP (port 80)
+            urls.append("http://" + endpoint.base_url.removeprefix("https://"))
+        rate, burst = spec.requests_per_second / shards, spec.burst or None
+        for url in urls:
+            session.backoff.set_rate(Origin.of(url).netloc, rate, burst)
