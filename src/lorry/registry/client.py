@@ -18,8 +18,9 @@ from typing import Literal
 
 from lorry._version import __version__
 from lorry.digest import Digest, Verifier
+from lorry.oci import Descriptor
 from lorry.reference import Reference
-from lorry.registry import blobs, manifests, tags, uploads
+from lorry.registry import blobs, manifests, referrers, tags, uploads
 from lorry.registry.auth import Authenticator, CredentialLookup, CredentialsLike
 from lorry.registry.blobs import BlobReader
 from lorry.registry.config import RegistryConfig
@@ -199,6 +200,10 @@ class RegistryClient:
     def abort_upload(self, session: UploadSession) -> None:
         """Delete an unfinished upload session (best effort)."""
         uploads.abort_upload(self.ctx, session)
+
+    def referrers(self, subject: Digest) -> list[Descriptor] | None:
+        """The manifests whose ``subject`` is ``subject``, or None without the referrers API."""
+        return referrers.list_referrers(self.ctx, subject)
 
     def list_tags(self, page_size: int | None = None) -> list[str]:
         """Every tag of the repository."""

@@ -62,6 +62,9 @@ def test_full_sync_fetches_each_blob_once_and_the_no_op_costs_two_requests_per_t
         heads = [r for r in records if r.method == "HEAD" and "/manifests/" in r.path]
         others = [r for r in records if r not in heads]
         assert len(heads) == 2 * len(seeded.images)
+        probes = [r for r in others if "/referrers/" in r.path]
+        assert len(probes) == 1 and probes[0].status == 404  # no referrers API: asked once
+        others = [r for r in others if r not in probes]
         assert all(r.path.endswith("/tags/list") or r.path == "/v2/_catalog" for r in others)
         assert len(others) == len(REPOS) + 1  # one tag list per repository, one catalog page
         assert {e["action"] for e in read_report(tmp_path / "r2.json")} == {"unchanged"}

@@ -63,8 +63,10 @@ class Item:
 
     @property
     def key(self) -> str:
-        """``registry/repository:tag``: what shards hash and the report names."""
-        return f"{self.source.registry}/{self.repository}:{self.tag}"
+        """``registry/repository:tag`` (``@digest`` for a referrer): what shards hash and the
+        report names."""
+        at = "@" if ":" in self.tag else ":"
+        return f"{self.source.registry}/{self.repository}{at}{self.tag}"
 
 
 def list_repositories(session: RegistrySession, spec: SourceSpec) -> list[str]:

@@ -11,8 +11,10 @@ Per image (one tag of one source repository), cheapest first:
    global limits hold across images, a blob moves once per repository, and the
    :class:`~lorry.ops.sync.ledger.BlobLedger` mounts it into the other repositories of a
    registry instead of fetching it again;
-3. referrers: tags of the fallback schema (``sha256-<hex>``, cosign's ``….sig/.att/.sbom``)
-   naming a synced digest are synced the same way, with their digests unchanged.
+3. referrers of each synced digest (:mod:`lorry.ops.sync.referrers`): listed by the OCI 1.1
+   API where the source has it, else by the fallback tag ``sha256-<hex>``; each synced by
+   digest the same way (digests unchanged), and the fallback index written at destinations
+   without the API; cosign's ``….sig/.att/.sbom`` tags are synced as tagged images.
 
 ``jobs`` images run at once. A failure stops the run (after the images in flight end) unless
 ``keep_going``; either way the report lists every image that was decided.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import anyio
 import anyio.to_thread
@@ -37,10 +40,12 @@ from lorry.ops.sync.config import SyncConfig
 from lorry.ops.sync.filters import referrer_tags
 from lorry.ops.sync.ledger import BlobLedger
 from lorry.ops.sync.plan import Item, Shard, list_repositories, list_tags
+from lorry.ops.sync.referrers import Listing, Referrers
 from lorry.ops.sync.report import Entry, SyncReport
 from lorry.ops.sync.targets import (
     Target,
     apply_rates,
+    by_digest,
     current_digest,
     open_target,
     session_options,
@@ -49,6 +54,7 @@ from lorry.ops.sync.targets import (
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.reference import Reference
 from lorry.registry.client import RegistrySession
+from lorry.registry.referrers import fallback_tag
 from lorry.transfer import DEFAULT_STALL_TIMEOUT, Limits, RetryPolicy, UploadManager
 from lorry.transports.registry import RegistrySource
 
@@ -113,6 +119,7 @@ class _Run:
         self.session: RegistrySession = lease.session
         self.uploads = uploads
         self.ledger = BlobLedger()
+        self.referrers = Referrers()
         self.report = report
         self.on_entry = on_entry
         self.layer_sink = layer_sink or NullSink()
@@ -174,10 +181,64 @@ class _Run:
                     )
                     self.record(entry, exc)
                 return
-        if item.source.referrers and item.listed and depth < _REFERRER_DEPTH:
-            for tag in referrer_tags(item.listed, digests):
+        if item.source.referrers and depth < _REFERRER_DEPTH:
+            await self._referrers(item, wheres, digests, depth)
+
+    async def _referrers(
+        self, item: Item, wheres: list[Target], digests: list[Digest], depth: int
+    ) -> None:
+        """Sync the referrers of ``digests``: each by digest, then the fallback indexes of
+        destinations without the API; cosign's ``….sig/.att/.sbom`` tags as tagged images."""
+        client = self.session.client(item.registry, item.repository)
+        for subject in digests:
+            try:
+                listing = await anyio.to_thread.run_sync(
+                    self.referrers.listing, client, subject, item.listed
+                )
+            except LorryError as exc:
+                source = f"docker://{item.registry}/{item.repository}@{subject}"
+                for where in wheres:
+                    self.record(Entry(source, where.name, "failed", error=str(exc)), exc)
+                continue
+            for desc in listing.descriptors:
+                sub = Item(item.source, item.repository, str(desc.digest), item.listed)
+                await self.image(sub, subject, depth + 1)
+            if listing.descriptors:
+                for where in wheres:
+                    await self._fallback_index(item, where, subject, listing)
+        fallback = {fallback_tag(d) for d in digests}
+        for tag in referrer_tags(item.listed or (), digests):
+            if tag not in fallback:
                 sub = Item(item.source, item.repository, tag, item.listed)
                 await self.image(sub, digests[0], depth + 1)
+
+    async def _fallback_index(
+        self, item: Item, where: Target, subject: Digest, listing: Listing
+    ) -> None:
+        """Write the fallback tag's index at a destination without the referrers API."""
+        tag = fallback_tag(subject)
+        source = f"docker://{item.registry}/{item.repository}:{tag}"
+        name = where.name.rpartition("@" if "@" in where.name else ":")[0] + f":{tag}"
+        try:
+            done = await anyio.to_thread.run_sync(
+                partial(
+                    self.referrers.write_fallback,
+                    self.session,
+                    where,
+                    subject,
+                    listing,
+                    dry_run=self.options.dry_run,
+                )
+            )
+        except LorryError as exc:
+            self.record(
+                Entry(source, name, "failed", error=str(exc), referrer_of=str(subject)), exc
+            )
+            return
+        if done is not None:
+            action, digest = done
+            entry = Entry(source, name, action, _s(digest), _s(digest), referrer_of=str(subject))
+            self.record(entry)
 
     async def _image(
         self, item: Item, wheres: list[Target], name: str, subject: Digest | None
@@ -194,7 +255,8 @@ class _Run:
             limits=self.options.limits,
             retry=self.options.retry,
         )
-        source = RegistrySource(client, Reference(item.registry, item.repository, item.tag))
+        tag, digest = (None, item.tag) if by_digest(item.tag) else (item.tag, None)
+        source = RegistrySource(client, Reference(item.registry, item.repository, tag, digest))
         resolved: tuple[Resolved, bytes] | None = None
         want = info.digest
         currents = [await anyio.to_thread.run_sync(current_digest, self.session, w) for w in wheres]

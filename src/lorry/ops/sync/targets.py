@@ -31,6 +31,7 @@ from lorry.transports.oci_layout import REF_NAME, read_index
 __all__ = [
     "Target",
     "apply_rates",
+    "by_digest",
     "current_digest",
     "open_target",
     "session_options",
@@ -48,14 +49,18 @@ class Target:
     tag: str
 
 
+def by_digest(tag: str) -> bool:
+    """True for an item named by digest (a referrer), not by tag: tags have no ``:``."""
+    return ":" in tag
+
+
 def target(spec: DestSpec, item: Item) -> Target:
-    """Where ``item`` goes at ``spec``."""
+    """Where ``item`` goes at ``spec`` (a referrer by digest: untagged, ``@digest`` in names)."""
+    at = f"@{item.tag}" if by_digest(item.tag) else f":{item.tag}"
     if spec.kind == "oci":
-        return Target(
-            spec, f"oci:{spec.path}:{item.repository}:{item.tag}", item.repository, item.tag
-        )
+        return Target(spec, f"oci:{spec.path}:{item.repository}{at}", item.repository, item.tag)
     repo = f"{spec.prefix}/{item.repository}" if spec.prefix else item.repository
-    return Target(spec, f"docker://{spec.registry}/{repo}:{item.tag}", repo, item.tag)
+    return Target(spec, f"docker://{spec.registry}/{repo}{at}", repo, item.tag)
 
 
 def current_digest(session: RegistrySession, where: Target) -> Digest | None:
@@ -66,6 +71,8 @@ def current_digest(session: RegistrySession, where: Target) -> Digest | None:
             return None
         ref = f"{where.repository}:{where.tag}"
         _, entries = read_index(where.spec.path)
+        if by_digest(where.tag):
+            return next((e.digest for e in entries if str(e.digest) == where.tag), None)
         return next((e.digest for e in entries if e.annotations.get(REF_NAME) == ref), None)
     info = session.client(where.spec.registry, where.repository).head_manifest(where.tag)
     return info.digest if info is not None else None
@@ -75,14 +82,14 @@ def open_target(
     session: RegistrySession, where: Target, item: Item, ledger: BlobLedger
 ) -> ImageDestination:
     """A fresh destination for one copy of ``item``."""
+    tag = None if by_digest(where.tag) else where.tag
     if where.spec.kind == "oci":
         assert where.spec.path is not None
-        return LayoutDestination(where.spec.path, f"{where.repository}:{where.tag}", where.name)
+        ref = f"{where.repository}:{tag}" if tag else None
+        return LayoutDestination(where.spec.path, ref, where.name)
     client = session.client(where.spec.registry, where.repository)
     same = where.spec.registry == item.registry
-    return LedgerDestination(
-        client, where.tag, ledger, mount_from=(item.repository,) if same else ()
-    )
+    return LedgerDestination(client, tag, ledger, mount_from=(item.repository,) if same else ())
 
 
 def _canonical(host: str) -> str:
