@@ -1,12 +1,19 @@
-"""``lorry unpack IMAGE DIR``: a stored image's root filesystem, applied safely (docs/unpack.md)."""
+"""``lorry unpack SOURCE DIR``: an image's root filesystem, applied safely (docs/unpack.md).
+
+SOURCE is a stored image (a bare name or ``lorry:NAME``) or any source ``lorry copy`` reads
+(``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:``), which is copied into the
+store first; the layers are then applied from the store, DiffIDs checked on the way.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
-from lorry.cli.app import CliContext, cli, pass_context
+from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
 
 __all__ = ["unpack_cmd"]
 
@@ -15,32 +22,72 @@ __all__ = ["unpack_cmd"]
 @click.argument("image")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Apply on top of a non-empty or unfinished DIR.")
+@click.option(
+    "--platform",
+    help="The image of an index to unpack (default: this host's), as in copy.",
+)
+@progress_option()
 @click.option("-q", "--quiet", is_flag=True, help="No per-layer lines on stderr.")
+@tls_options
 @pass_context
-def unpack_cmd(ctx: CliContext, image: str, directory: Path, force: bool, quiet: bool) -> None:
-    """Apply a stored image's layers to DIR, checking each layer's DiffID as it is inflated.
+def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
+    ctx: CliContext,
+    image: str,
+    directory: Path,
+    force: bool,
+    platform: str | None,
+    progress: Literal["auto", "tty", "plain", "json"],
+    quiet: bool,
+) -> None:
+    """Apply IMAGE's layers to DIR, checking each layer's DiffID as it is inflated.
 
-    Nothing is written outside DIR: a layer that names a path through a symlink or with '..'
-    fails the unpack. A layer whose content does not match its DiffID is marked bad and the
-    command exits 4; DIR is then marked unfinished until an unpack with --force completes it.
+    IMAGE is a stored image, or any source copy reads (docker://, oci:, oci-archive:,
+    docker-archive:), which is copied into the store (untagged) first. Nothing is written
+    outside DIR: a layer that names a path through a symlink or with '..' fails the unpack.
+    A layer whose content does not match its DiffID is marked bad and the command exits 4;
+    DIR is then marked unfinished until an unpack with --force completes it. DIR is not
+    touched when IMAGE cannot be read.
 
     \b
     Examples:
       lorry unpack alpine:3.20 ./rootfs
+      lorry unpack --platform linux/arm64 docker://alpine:3.20 ./rootfs
+      lorry unpack oci:./layout:v1 ./rootfs
       lorry unpack --force alpine:3.20 ./rootfs
     """
-    from lorry.ops.unpack import unpack_from_store
+    # here, not at import: start-up time
+    from lorry.cli.render import make_renderer
+    from lorry.ops.copy import CopyOptions
+    from lorry.ops.settings_bridge import limits, retry_policy, session_options
+    from lorry.ops.unpack import check_destination, unpack_from_store
+    from lorry.ops.unpack_source import image_to_unpack
+    from lorry.platform import Platform
+    from lorry.progress import NullSink, ProgressEvent, ProgressSink
     from lorry.store import Store
-    from lorry.store.inspect import find_image
     from lorry.store.layers import Layer
+    from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
+
+    sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
+
+    def extracting(layer: Layer) -> None:
+        sink.emit(ProgressEvent(id=layer.blob_digest.short, status=EXTRACTING))
 
     def extracted(layer: Layer) -> None:
-        if not quiet:
-            click.echo(f"{layer.blob_digest.encoded[:12]}: Pull complete", err=True)
+        sink.emit(ProgressEvent(id=layer.blob_digest.short, status=PULL_COMPLETE))
 
-    with Store.open(ctx.root) as store:
-        image_id, _ = find_image(store, image)
-        result = unpack_from_store(store, image_id, directory, force=force, on_layer=extracted)
+    options = CopyOptions(
+        platforms=(Platform.parse(platform),) if platform else (),
+        limits=limits(ctx.settings),
+        retry=retry_policy(ctx.settings),
+    )
+    check_destination(directory, force)  # before any fetch: a refused DIR costs nothing
+    with Store.open(ctx.root) as store, store.hold():  # no prune between copy and unpack
+        image_id = image_to_unpack(
+            image, store, options, sink=sink, session_options=session_options(ctx.settings)
+        )
+        result = unpack_from_store(
+            store, image_id, directory, force=force, on_start=extracting, on_layer=extracted
+        )
     for warning in result.warnings:
         click.echo(f"lorry: warning: {warning}", err=True)
     click.echo(f"{image}: unpacked {result.image_id} ({result.layers} layers) into {directory}")

@@ -25,7 +25,13 @@ from lorry.store.store import Store
 from lorry.streams import compression_for
 from lorry.transports.files import FileBlobStream
 
-__all__ = ["UnpackResult", "incomplete_marker", "open_layer", "unpack_from_store"]
+__all__ = [
+    "UnpackResult",
+    "check_destination",
+    "incomplete_marker",
+    "open_layer",
+    "unpack_from_store",
+]
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,9 @@ def incomplete_marker(dest: Path) -> Path:
     return dest.parent / f".{dest.name}.lorry-incomplete"
 
 
-def _prepare(dest: Path, force: bool) -> Path:
-    """Check DIR may be unpacked into; create it; leave the incomplete marker beside it."""
+def check_destination(dest: Path, force: bool) -> None:
+    """Refuse a DIR that may not be unpacked into, writing nothing (callers that fetch the
+    image first check here, so a refused DIR costs no download and is left as it was)."""
     marker = incomplete_marker(dest)
     if dest.exists() and not dest.is_dir():
         raise InvalidInputError(f"unpack: {dest} exists and is not a directory")
@@ -56,6 +63,12 @@ def _prepare(dest: Path, force: bool) -> Path:
             raise InvalidInputError(
                 f"unpack: {dest} is not empty; --force applies the image on top of it"
             )
+
+
+def _prepare(dest: Path, force: bool) -> Path:
+    """Check DIR may be unpacked into; create it; leave the incomplete marker beside it."""
+    check_destination(dest, force)
+    marker = incomplete_marker(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -85,8 +98,12 @@ def unpack_from_store(
     *,
     force: bool = False,
     on_layer: Callable[[Layer], None] | None = None,
+    on_start: Callable[[Layer], None] | None = None,
 ) -> UnpackResult:
-    """Apply the image's layers in order to ``dest``; raise on the first bad layer."""
+    """Apply the image's layers in order to ``dest``; raise on the first bad layer.
+
+    ``on_start`` is called before a layer is applied, ``on_layer`` once it is (progress).
+    """
     image = store.images.get(image_id)
     chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
     for layer in chain:
@@ -99,6 +116,8 @@ def unpack_from_store(
     tree = Tree(os.fspath(dest))
     with store.hold():
         for layer in chain:
+            if on_start is not None:
+                on_start(layer)
             found, size = apply_layer(tree, open_layer(store, layer), f"layer {layer.blob_digest}")
             store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
             if on_layer is not None:

@@ -1,0 +1,107 @@
+"""Where ``lorry unpack`` finds its image: the store, or any source the copy engine reads.
+
+A bare name (or ``lorry:NAME``) is an image of the store. Any other transport reference
+(``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:``) is first copied into the store
+by the copy engine — what ``lorry copy SRC lorry:NAME`` does, the same progress and platform
+choice, but untagged, so an unpack never moves a name the user gave — and the unpack then reads
+the store as it always does (each layer digest-checked, its DiffID verified while extracting
+and recorded). One byte path, one set of checks: nothing here reads a blob itself.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from lorry.digest import Digest
+from lorry.errors import InvalidInputError, NotFoundError
+from lorry.ops.blocking import run_blocking
+from lorry.ops.copy import CopyOptions, Flow, copy_image
+from lorry.ops.copy_endpoints import open_source
+from lorry.ops.session import SessionOptions, lease_session
+from lorry.platform import Platform, matches
+from lorry.progress import NullSink, ProgressEvent, ProgressSink
+from lorry.store.images import parse_config
+from lorry.store.inspect import find_image
+from lorry.store.store import Store
+from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
+from lorry.transports import TransportRef, parse_transport
+from lorry.transports.store import StoreDestination
+
+__all__ = ["find_stored", "image_to_unpack", "stored_copy"]
+
+
+def image_to_unpack(
+    text: str,
+    store: Store,
+    options: CopyOptions | None = None,
+    *,
+    sink: ProgressSink | None = None,
+    session_options: SessionOptions | None = None,
+) -> Digest:
+    """The store's image ID for ``text``: a stored image, or one the copy engine just stored.
+
+    ``options.platforms`` (at most one) picks the image of an index, as ``lorry copy``'s
+    ``--platform``; for a stored image it must match the image's own platform.
+    """
+    tref = parse_transport(text)
+    opts = options or CopyOptions()
+    if len(opts.platforms) > 1 or opts.all_platforms:
+        raise InvalidInputError(f"{text}: unpack applies one image; name at most one platform")
+    if tref.transport == "lorry":
+        assert tref.ref is not None
+        return find_stored(store, tref.ref, opts.platforms[0] if opts.platforms else None)
+    return run_blocking(
+        partial(stored_copy, tref, store, opts, sink=sink, session_options=session_options)
+    )
+
+
+def find_stored(store: Store, name: str, platform: Platform | None = None) -> Digest:
+    """The stored image ``name`` names; with ``platform``, refuse one built for another."""
+    image_id, _ = find_image(store, name)
+    if platform is not None:
+        config = parse_config(store.content.read_bytes(image_id), f"image config {image_id}")
+        actual = Platform.from_dict(config, f"image config {image_id}").normalize()
+        if not matches(platform, actual):
+            raise NotFoundError(
+                f"{name}: the stored image {image_id.short} is {actual}, not {platform}"
+            )
+    return image_id
+
+
+async def stored_copy(
+    tref: TransportRef,
+    store: Store,
+    options: CopyOptions,
+    *,
+    sink: ProgressSink | None = None,
+    session_options: SessionOptions | None = None,
+) -> Digest:
+    """Copy the image ``tref`` names into ``store``, untagged; return its image ID."""
+    lease = lease_session(None, session_options)
+    try:
+        source = open_source(tref, lease.session, store)
+        try:
+            dest = StoreDestination(store, None, tref.text)
+            lines = _FetchLines(sink or NullSink())
+            await copy_image(source, dest, options, sink=lines, flow=Flow(lease=lease))
+        finally:
+            source.close()
+    finally:
+        lease.release()
+    return dest.images[0].id  # one platform was chosen: the copy stored one image
+
+
+class _FetchLines:
+    """The copy's progress without its ``Extracting`` / ``Pull complete`` lines.
+
+    Into the store those words mean "registered"; the unpack says them when the layer's files
+    are really in DIR, so each layer ends with one ``Pull complete``, as ``docker pull`` shows.
+    """
+
+    def __init__(self, sink: ProgressSink) -> None:
+        self.sink = sink
+
+    def emit(self, event: ProgressEvent) -> None:
+        """Pass the event on unless it is a layer's registration step."""
+        if event.is_message or event.status not in (EXTRACTING, PULL_COMPLETE):
+            self.sink.emit(event)
