@@ -14,21 +14,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lorry.oci import Descriptor
 from lorry.ops.blocking import run_blocking
-from lorry.ops.pull import PullOptions, PullResult, download_manager, pull
-from lorry.ops.push import PushOptions, PushResult, push
 from lorry.ops.session import SessionOptions
-from lorry.progress import ProgressSink
-from lorry.reference import Reference
 from lorry.registry.auth import CredentialLookup
 from lorry.registry.config import RegistryConfig
 from lorry.settings import Settings
-from lorry.store import Store
-from lorry.transfer import Limits, RetryPolicy, UploadManager
+from lorry.transfer import Limits, RetryPolicy
 from lorry.transfer.limits import default_cpu_limit
+
+if TYPE_CHECKING:  # pull and push load only when used: sync, copy, unpack start faster
+    from lorry.ops.pull import PullOptions, PullResult
+    from lorry.ops.push import PushOptions, PushResult
+    from lorry.progress import ProgressSink
+    from lorry.reference import Reference
+    from lorry.store import Store
 
 __all__ = [
     "limits",
@@ -94,6 +95,8 @@ def pull_options(settings: Settings, **fields: Any) -> PullOptions:
 
     ``fields`` (``platform``, ``all_tags``, ``retry``, ...) win over the settings.
     """
+    from lorry.ops.pull import PullOptions
+
     base = PullOptions(
         limits=limits(settings),
         retry=retry_policy(settings),
@@ -105,6 +108,8 @@ def pull_options(settings: Settings, **fields: Any) -> PullOptions:
 
 def push_options(settings: Settings, **fields: Any) -> PushOptions:
     """:class:`PushOptions` with limits and retries from ``settings``; ``fields`` win."""
+    from lorry.ops.push import PushOptions
+
     return replace(PushOptions(limits=limits(settings), retry=retry_policy(settings)), **fields)
 
 
@@ -120,6 +125,8 @@ async def pull_with_settings(
 
     ``fields`` are :class:`PullOptions` fields and win over the settings.
     """
+    from lorry.ops.pull import download_manager, pull
+
     opts = pull_options(settings, **fields)
     sessions = session_options(settings)
     manager = download_manager(
@@ -149,6 +156,10 @@ async def push_with_settings(
 
     ``fields`` are :class:`PushOptions` fields and win over the settings.
     """
+    from lorry.oci import Descriptor
+    from lorry.ops.push import push
+    from lorry.transfer import UploadManager
+
     opts = push_options(settings, **fields)
     sessions = session_options(settings)
     stall = stall_timeout(settings)

@@ -418,8 +418,10 @@ class HttpPool:
         if origin.scheme == "https":
             with self._lock:
                 ctx = self._contexts.get(origin.netloc)
-                if ctx is None:
-                    ctx = self._contexts[origin.netloc] = self._ssl_context(origin.netloc)
+            if ctx is None:  # built outside the lock: loading CAs takes tens of milliseconds
+                made = self._ssl_context(origin.netloc)
+                with self._lock:
+                    ctx = self._contexts.setdefault(origin.netloc, made)
             if proxy is None:
                 return TimedHTTPSConnection(
                     origin.host, origin.port, timeout=self.timeout, context=ctx, blocksize=_BLOCK
