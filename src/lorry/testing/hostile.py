@@ -73,6 +73,7 @@ __all__ = [
     "Image",
     "Kind",
     "Silence",
+    "image_of_tars",
     "image_with_config",
     "layered_image",
     "nested_json",
@@ -205,6 +206,13 @@ def layered_image(layers: int) -> Image:
     built = [_tiny_layer(i) for i in range(layers)]
     config = _config([diff for _, diff in built])
     blobs = tuple(blob for blob, _ in built)
+    return Image(_manifest(config, blobs), config, blobs)
+
+
+def image_of_tars(tars: Sequence[bytes]) -> Image:
+    """A valid image whose layers are these tars (gzip-compressed, DiffIDs true), bottom first."""
+    blobs = tuple(gzip.compress(t, compresslevel=1, mtime=0) for t in tars)
+    config = _config([str(Digest.of(t)) for t in tars])
     return Image(_manifest(config, blobs), config, blobs)
 
 

@@ -18,7 +18,9 @@ from lorry.cli import run
 from lorry.digest import Digest
 from lorry.store import Store
 from lorry.testing.builder import BuiltImage, LayerSpec
-from lorry.testing.pytest_plugin import ImageBuilder
+from lorry.testing.evil_layers import layer_tar
+from lorry.testing.hostile import image_of_tars
+from lorry.testing.pytest_plugin import HostileFactory, ImageBuilder
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +204,36 @@ def test_a_damaged_stored_blob_fails_unpack_and_export_naming_it(
     assert code == INTEGRITY and str(built.layer_digests[1]) in err, err
     assert out.read_bytes() == b"what the user had"  # never replaced by a partial tar
     assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
+
+
+def test_export_writes_a_hard_link_whose_target_went_away_as_a_file(
+    hostile_registry: HostileFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lower = layer_tar(
+        [("f", "a", b"lower a"), ("h", "b", "a"), ("f", "c", b"lower c"), ("h", "d", "c")]
+    )
+    upper = layer_tar([("f", ".wh.a", b""), ("f", "c", b"upper c"), ("f", "e", b"e")])
+    reg = hostile_registry()
+    reg.add_image("links", "v1", image_of_tars([lower, upper]))
+    root = tmp_path / "store"
+    code, _, err = _lorry(root, capsys, "pull", "-q", f"{reg.host}/links:v1")
+    assert code == 0, err
+    out = tmp_path / "flat.tar"
+    code, _, err = _lorry(root, capsys, "export", f"{reg.host}/links:v1", "-o", str(out))
+    assert code == 0, err
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar}
+        assert set(members) == {"b", "c", "d", "e"}  # a was deleted above
+        # b linked to the deleted a, d to the c the upper layer replaced: both are files now
+        assert members["b"].isreg() and members["d"].isreg()
+        content = {n: tar.extractfile(m).read() for n, m in members.items()}  # type: ignore[union-attr]
+    assert content == {"b": b"lower a", "c": b"upper c", "d": b"lower c", "e": b"e"}
+    # the same tree as an unpack makes
+    assert _lorry(root, capsys, "unpack", "-q", f"{reg.host}/links:v1", str(tmp_path / "t"))[0] == 0
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    with tarfile.open(out) as tar:
+        tar.extractall(flat, filter="tar")
+    assert {k: v[2] for k, v in _tree(flat).items()} == {
+        k: (v[2][1] if isinstance(v[2], tuple) else v[2]) for k, v in _tree(tmp_path / "t").items()
+    }
