@@ -69,8 +69,11 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
 
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
 
-    def extracting(layer: Layer) -> None:
-        sink.emit(ProgressEvent(id=layer.blob_digest.short, status=EXTRACTING))
+    def extracting(layer: Layer, done: int = 0) -> None:
+        event = ProgressEvent(
+            id=layer.blob_digest.short, status=EXTRACTING, current=done, total=layer.blob_size
+        )
+        sink.emit(event)
 
     def extracted(layer: Layer) -> None:
         sink.emit(ProgressEvent(id=layer.blob_digest.short, status=PULL_COMPLETE))
@@ -86,7 +89,13 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
             image, store, options, sink=sink, session_options=session_options(ctx.settings)
         )
         result = unpack_from_store(
-            store, image_id, directory, force=force, on_start=extracting, on_layer=extracted
+            store,
+            image_id,
+            directory,
+            force=force,
+            on_start=extracting,
+            on_bytes=extracting,
+            on_layer=extracted,
         )
     for warning in result.warnings:
         click.echo(f"lorry: warning: {warning}", err=True)

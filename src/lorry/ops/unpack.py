@@ -10,13 +10,15 @@ without ``--force``, which applies on top and, when it finishes, removes the mar
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, InvalidInputError
+from lorry.progress import ByteThrottle
 from lorry.rootfs.apply import Tree
 from lorry.rootfs.stream import LayerReader, apply_layer
 from lorry.store.fsutil import fsync_dir, os_error
@@ -78,9 +80,15 @@ def _prepare(dest: Path, force: bool) -> Path:
     return marker
 
 
-def open_layer(store: Store, layer: Layer) -> LayerReader:
+def open_layer(
+    store: Store, layer: Layer, on_bytes: Callable[[int], None] | None = None
+) -> LayerReader:
     """The stored layer's tar stream: blob size and digest checked as it is read (the stream
-    fails at its end on a mismatch), inflated once, its DiffID hashed on the way."""
+    fails at its end on a mismatch), inflated once, its DiffID hashed on the way.
+
+    ``on_bytes`` hears how many blob bytes were consumed, as often as the one progress
+    throttle (:class:`~lorry.progress.ByteThrottle`) allows.
+    """
     what = f"layer {layer.blob_digest}"
     compression = compression_for(layer.media_type)
     if compression is None:
@@ -88,7 +96,23 @@ def open_layer(store: Store, layer: Layer) -> LayerReader:
     where = f"layer blob {layer.blob_digest} in store {store.root}"
     verifier = Verifier(layer.blob_digest, layer.blob_size, where)
     blob = FileBlobStream(store.layout.blob(layer.blob_digest), what=where, verifier=verifier)
-    return LayerReader(iter(blob), compression, what)
+    chunks: Iterator[bytes] = iter(blob)
+    if on_bytes is not None:
+        chunks = _counted(chunks, layer.blob_size, on_bytes)
+    return LayerReader(chunks, compression, what)
+
+
+def _counted(
+    chunks: Iterator[bytes], total: int, on_bytes: Callable[[int], None]
+) -> Iterator[bytes]:
+    """``chunks``, telling ``on_bytes`` the running total once each is consumed."""
+    throttle = ByteThrottle(total)
+    done = 0
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        if throttle.due(done):
+            on_bytes(done)
 
 
 def unpack_from_store(
@@ -99,10 +123,12 @@ def unpack_from_store(
     force: bool = False,
     on_layer: Callable[[Layer], None] | None = None,
     on_start: Callable[[Layer], None] | None = None,
+    on_bytes: Callable[[Layer, int], None] | None = None,
 ) -> UnpackResult:
     """Apply the image's layers in order to ``dest``; raise on the first bad layer.
 
-    ``on_start`` is called before a layer is applied, ``on_layer`` once it is (progress).
+    Progress: ``on_start`` before a layer is applied, ``on_bytes`` with the blob bytes applied
+    so far (throttled), ``on_layer`` once it is done.
     """
     image = store.images.get(image_id)
     chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
@@ -118,7 +144,9 @@ def unpack_from_store(
         for layer in chain:
             if on_start is not None:
                 on_start(layer)
-            found, size = apply_layer(tree, open_layer(store, layer), f"layer {layer.blob_digest}")
+            heard = None if on_bytes is None else functools.partial(on_bytes, layer)
+            reader = open_layer(store, layer, heard)
+            found, size = apply_layer(tree, reader, f"layer {layer.blob_digest}")
             store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
             if on_layer is not None:
                 on_layer(layer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -266,3 +267,21 @@ def test_export_writes_a_hard_link_whose_target_went_away_as_a_file(
     assert {k: v[2] for k, v in _tree(flat).items()} == {
         k: (v[2][1] if isinstance(v[2], tuple) else v[2]) for k, v in _tree(tmp_path / "t").items()
     }
+
+
+def test_extracting_reports_bytes_in_docker_json(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=[LayerSpec(files=6, size=3_000_000, random_fraction=1.0)], seed=8)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "bytes")
+    code, _, err = _lorry(root, capsys, "unpack", "--progress", "json", ref, str(tmp_path / "t"))
+    assert code == 0, err
+    events = [json.loads(line) for line in err.splitlines()]
+    (layer,) = {e["id"] for e in events}
+    size = built.layer_sizes[0]
+    extracting = [e["progressDetail"] for e in events if e["status"] == "Extracting"]
+    currents = [d.get("current", 0) for d in extracting]
+    assert len(extracting) >= 3 and currents == sorted(currents) and currents[-1] == size
+    assert {d["total"] for d in extracting} == {size}
+    assert events[-1]["status"] == "Pull complete" and layer == built.layer_digests[0].hex[:12]
