@@ -3,7 +3,8 @@
 Every path is walked component by component from a directory descriptor with ``O_NOFOLLOW``
 (``_fdpath``); ``..`` in any name, and a path through a symlink, refuse the layer. Directory
 modes and mtimes are set once, after all layers, deepest first, so a read-only directory never
-blocks a later write. Work is bounded by :class:`Limits`.
+blocks a later write. Work is bounded by :class:`Limits`. The tar is read by
+:class:`lorry.rootfs.tarstream.TarReader` (docs/decisions.md, "tar reader").
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from lorry.errors import IntegrityError, InvalidInputError
 from lorry.rootfs._fdpath import lstat_at, open_dir, remove_at, split_name
+from lorry.rootfs.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarReader
 
 __all__ = ["Limits", "Tree"]
 
 _WH = ".wh."
 _OPQ = ".wh..wh..opq"
-_STEP = 1 << 20
+_XATTR = "SCHILY.xattr."
+_DEVICES = (CHR, BLK)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -33,22 +37,21 @@ class Limits:
     max_header: int = 1 << 20
 
 
-class _BoundedInfo(tarfile.TarInfo):
-    """A TarInfo that refuses oversized extended headers before reading them (memory bomb)."""
+class _Parent:
+    """The descriptor of the last entry's parent directory, reused by the next entry with the
+    same parent. Only entries that create or replace a child of that directory run while it is
+    held, so the path still leads to it; any other entry (other parent, whiteout) drops it."""
 
-    max_header = Limits().max_header
+    __slots__ = ("fd", "key")
 
-    def _proc_pax(self, tarfile: Any) -> Any:
-        self._check()
-        return super()._proc_pax(tarfile)  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.key: tuple[str, ...] | None = None
+        self.fd = -1
 
-    def _proc_gnulong(self, tarfile: Any) -> Any:
-        self._check()
-        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
-
-    def _check(self) -> None:
-        if self.size > self.max_header:
-            raise IntegrityError(f"tar extended header of {self.size} bytes is too large")
+    def drop(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.key, self.fd = None, -1
 
 
 @dataclass
@@ -63,53 +66,60 @@ class Tree:
 
     def apply(self, stream: IO[bytes], what: str) -> int:
         """Apply one uncompressed layer tar; return its entry count. Errors name layer + entry."""
+        read: Callable[[int], Any] = getattr(stream, "read1", None) or stream.read
+        tar = TarReader(read, what, self.limits.max_header)
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        _BoundedInfo.max_header = self.limits.max_header
         made: set[tuple[str, ...]] = set()
+        parent = _Parent()
         skipped_devices = 0
         count = 0
         try:
-            with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedInfo) as tar:
-                for member in tar:
-                    count += 1
-                    if count > self.limits.max_entries:
-                        raise IntegrityError(f"{what}: more than {self.limits.max_entries} entries")
-                    tar.members.clear()  # type: ignore[attr-defined]
-                    where = f"{what}: entry {member.name!r}"
-                    if (member.ischr() or member.isblk()) and not self.is_root:
-                        skipped_devices += 1
-                        continue
-                    self._entry(fd, tar, member, where, made)
-        except tarfile.TarError as exc:
-            raise IntegrityError(f"{what}: corrupt or truncated tar: {exc}") from exc
+            for member in tar:
+                count += 1
+                if count > self.limits.max_entries:
+                    raise IntegrityError(f"{what}: more than {self.limits.max_entries} entries")
+                where = f"{what}: entry {member.name!r}"
+                if member.type in _DEVICES and not self.is_root:
+                    skipped_devices += 1
+                    continue
+                self._entry(fd, tar, member, where, made=made, cache=parent)
         finally:
+            parent.drop()
             os.close(fd)
         if skipped_devices:
             self.warnings.append(f"{what}: skipped {skipped_devices} device(s): not root")
         return count
 
     def _entry(
-        self, root_fd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, where: str, made: set[Any]
+        self,
+        root_fd: int,
+        tar: TarReader,
+        m: TarEntry,
+        where: str,
+        *,
+        made: set[Any],
+        cache: _Parent,
     ) -> None:
         parts = split_name(m.name, where)
         if not parts:
-            if m.isdir():
+            if m.type == DIR:
                 self._dirs[()] = (m.mode & 0o7777, m.mtime)
                 return
             raise InvalidInputError(f"{where}: names the root as a non-directory")
-        base = parts[-1]
-        if base.startswith(_WH):
+        if parts[-1].startswith(_WH):
+            cache.drop()
             self._whiteout(root_fd, parts, where, made)
             return
-        parent = open_dir(root_fd, parts[:-1], where, create=True)
-        assert parent is not None
-        try:
+        key = tuple(parts[:-1])
+        if key != cache.key:
+            cache.drop()
+            fd = open_dir(root_fd, parts[:-1], where, create=True)
+            assert fd is not None
+            cache.key, cache.fd = key, fd
             for i in range(1, len(parts)):
                 made.add(tuple(parts[:i]))
-            made.add(tuple(parts))
-            self._write(parent, root_fd=root_fd, tar=tar, m=m, parts=parts, where=where)
-        finally:
-            os.close(parent)
+        made.add(tuple(parts))
+        self._write(cache.fd, root_fd=root_fd, tar=tar, m=m, parts=parts, where=where)
 
     def _whiteout(self, root_fd: int, parts: list[str], where: str, made: set[Any]) -> None:
         parent = open_dir(root_fd, parts[:-1], where, create=False)
@@ -132,69 +142,81 @@ class Tree:
         finally:
             os.close(parent)
 
+    def _replace(self, parent: int, parts: list[str]) -> None:
+        """Remove what is at ``parts`` (a tree too) before a new non-directory takes its place."""
+        remove_at(parent, parts[-1])
+        self._dirs = {k: v for k, v in self._dirs.items() if k[: len(parts)] != tuple(parts)}
+
     def _write(
         self,
         parent: int,
         *,
         root_fd: int,
-        tar: tarfile.TarFile,
-        m: tarfile.TarInfo,
+        tar: TarReader,
+        m: TarEntry,
         parts: list[str],
         where: str,
     ) -> None:
         name = parts[-1]
-        old = lstat_at(parent, name)
-        if m.isdir():
-            if old is not None and not stat.S_ISDIR(old.st_mode):
-                os.unlink(name, dir_fd=parent)
-                old = None
-            if old is None:
+        kind = m.type
+        if kind == REG:
+            self._file(parent, parts, tar, m)
+        elif kind == DIR:
+            try:
                 os.mkdir(name, 0o700, dir_fd=parent)
+            except FileExistsError:
+                old = lstat_at(parent, name)
+                if old is None or not stat.S_ISDIR(old.st_mode):
+                    if old is not None:
+                        os.unlink(name, dir_fd=parent)
+                    os.mkdir(name, 0o700, dir_fd=parent)
             self._dirs[tuple(parts)] = (m.mode & 0o7777, m.mtime)
-            self._own_xattrs(parent, name, m, is_dir=True)
-            return
-        if m.islnk():
+            if self.is_root or _has_xattrs(m):
+                self._own_xattrs(parent, name, m)
+        elif kind == LNK:
+            old = lstat_at(parent, name)
             self._hardlink(parent, root_fd=root_fd, m=m, parts=parts, where=where, old=old)
-            return
-        if old is not None:
-            remove_at(parent, name)
-            self._dirs = {k: v for k, v in self._dirs.items() if k[: len(parts)] != tuple(parts)}
-        if m.isreg():
-            self._file(parent, name, tar, m, where)
-        elif m.issym():
-            os.symlink(m.linkname, name, dir_fd=parent)
+        elif kind == SYM:
+            self._create(parent, parts, lambda: os.symlink(m.linkname, name, dir_fd=parent))
             self._meta_link(parent, name, m)
-        elif m.isfifo():
-            os.mkfifo(name, m.mode & 0o7777, dir_fd=parent)
-        elif m.ischr() or m.isblk():
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(
-                name, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=parent
-            )
+        elif kind == FIFO:
+            self._create(parent, parts, lambda: os.mkfifo(name, m.mode & 0o7777, dir_fd=parent))
+        elif kind in _DEVICES:
+            mode = (stat.S_IFCHR if kind == CHR else stat.S_IFBLK) | (m.mode & 0o7777)
+            dev = os.makedev(m.devmajor, m.devminor)
+            self._create(parent, parts, lambda: os.mknod(name, mode, dev, dir_fd=parent))
             self._meta_link(parent, name, m)
         else:
-            raise InvalidInputError(f"{where}: unsupported tar entry type {m.type!r}")
+            raise InvalidInputError(f"{where}: unsupported tar entry type {kind!r}")
 
-    def _file(
-        self, parent: int, name: str, tar: tarfile.TarFile, m: tarfile.TarInfo, where: str
-    ) -> None:
-        src = tar.extractfile(m)
-        assert src is not None
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(name, flags, 0o600, dir_fd=parent)
+    def _create(self, parent: int, parts: list[str], make: Callable[[], None]) -> None:
+        """Run ``make`` (an exclusive create); on EEXIST replace what is there and run it again."""
         try:
-            left = m.size
-            while left:
-                chunk = src.read(min(left, _STEP))
-                if not chunk:
-                    raise IntegrityError(f"{where}: truncated file data")
-                os.write(fd, chunk)
-                left -= len(chunk)
+            make()
+        except FileExistsError:
+            self._replace(parent, parts)
+            make()
+
+    def _file(self, parent: int, parts: list[str], tar: TarReader, m: TarEntry) -> None:
+        name = parts[-1]
+        try:
+            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+        except FileExistsError:
+            self._replace(parent, parts)
+            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+        try:
+            write = os.write
+            for piece in tar.data():
+                done = write(fd, piece)
+                while done < len(piece):  # a short write: write the rest
+                    done += write(fd, memoryview(piece)[done:])
             if self.is_root:
                 os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
-            self._xattrs(fd, m)
-            os.utime(fd, ns=(int(m.mtime * 1e9), int(m.mtime * 1e9)))
+            if m.pax:
+                self._xattrs(fd, m)
+            t = int(m.mtime * 1e9)
+            os.utime(fd, ns=(t, t))
         finally:
             os.close(fd)
 
@@ -203,7 +225,7 @@ class Tree:
         parent: int,
         *,
         root_fd: int,
-        m: tarfile.TarInfo,
+        m: TarEntry,
         parts: list[str],
         where: str,
         old: os.stat_result | None,
@@ -230,13 +252,13 @@ class Tree:
         finally:
             os.close(tdir)
 
-    def _meta_link(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+    def _meta_link(self, parent: int, name: str, m: TarEntry) -> None:
         if self.is_root:
             os.chown(name, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
         t = int(m.mtime * 1e9)
         os.utime(name, ns=(t, t), dir_fd=parent, follow_symlinks=False)
 
-    def _own_xattrs(self, parent: int, name: str, m: tarfile.TarInfo, *, is_dir: bool) -> None:
+    def _own_xattrs(self, parent: int, name: str, m: TarEntry) -> None:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
         try:
             if self.is_root:
@@ -245,9 +267,9 @@ class Tree:
         finally:
             os.close(fd)
 
-    def _xattrs(self, fd: int, m: tarfile.TarInfo) -> None:
-        for key, value in m.pax_headers.items():
-            if key.startswith("SCHILY.xattr."):
+    def _xattrs(self, fd: int, m: TarEntry) -> None:
+        for key, value in m.pax.items():
+            if key.startswith(_XATTR):
                 with contextlib.suppress(OSError):  # "where the filesystem allows"
                     os.setxattr(fd, key[13:], value.encode("utf-8", "surrogateescape"))
 
@@ -267,3 +289,7 @@ class Tree:
                     os.close(fd)
         finally:
             os.close(root_fd)
+
+
+def _has_xattrs(m: TarEntry) -> bool:
+    return any(key.startswith(_XATTR) for key in m.pax)
