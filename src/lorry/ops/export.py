@@ -11,6 +11,7 @@ it streams and its DiffID hashed and recorded in the store (:func:`lorry.ops.unp
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
@@ -64,10 +65,15 @@ def export_from_store(store: Store, image_id: Digest, out: BinaryIO) -> int:
     gone: set[str] = set()
     opaque: set[str] = set()
     count = 0
-    with store.hold(), tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst:
+    with (
+        contextlib.ExitStack() as stack,
+        store.hold(),
+        tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst,
+    ):
         for layer in reversed(chain):
             what = f"layer {layer.blob_digest}"
             reader = open_layer(store, layer)
+            stack.callback(reader.close)
             gone_here: set[str] = set()
             opaque_here: set[str] = set()
             written_here: set[str] = set()
@@ -117,7 +123,8 @@ def _target_file(
     what = f"layer {layer.blob_digest}"
     for _ in range(_MAX_LINK_HOPS):
         found = None
-        with tarfile.open(fileobj=open_layer(store, layer), mode="r|") as src:  # type: ignore[call-overload]
+        reader = open_layer(store, layer)
+        with contextlib.closing(reader), tarfile.open(fileobj=reader, mode="r|") as src:  # type: ignore[call-overload]
             for member in src:
                 if _clean(member.name, what) != target:
                     continue

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: Inflated chunks (<= 1 MiB each) the read-ahead thread may hold before the tar reader.
+READ_AHEAD = 8
+
+
 @dataclass(frozen=True)
 class UnpackResult:
     """What an unpack applied: the image, its layers, and warnings (skipped devices)."""
@@ -84,10 +88,11 @@ def open_layer(
     store: Store, layer: Layer, on_bytes: Callable[[int], None] | None = None
 ) -> LayerReader:
     """The stored layer's tar stream: blob size and digest checked as it is read (the stream
-    fails at its end on a mismatch), inflated once, its DiffID hashed on the way.
+    fails at its end on a mismatch), inflated once, its DiffID hashed on the way, all of it in
+    a read-ahead thread (close the reader; ``apply_layer`` does).
 
-    ``on_bytes`` hears how many blob bytes were consumed, as often as the one progress
-    throttle (:class:`~lorry.progress.ByteThrottle`) allows.
+    ``on_bytes`` hears, in the reading thread, how many blob bytes were consumed, as often as
+    the one progress throttle (:class:`~lorry.progress.ByteThrottle`) allows.
     """
     what = f"layer {layer.blob_digest}"
     compression = compression_for(layer.media_type)
@@ -96,23 +101,35 @@ def open_layer(
     where = f"layer blob {layer.blob_digest} in store {store.root}"
     verifier = Verifier(layer.blob_digest, layer.blob_size, where)
     blob = FileBlobStream(store.layout.blob(layer.blob_digest), what=where, verifier=verifier)
-    chunks: Iterator[bytes] = iter(blob)
-    if on_bytes is not None:
-        chunks = _counted(chunks, layer.blob_size, on_bytes)
-    return LayerReader(chunks, compression, what)
+    if on_bytes is None:
+        return LayerReader(iter(blob), compression, what, ahead=READ_AHEAD)
+    counter = _BlobCounter(iter(blob), layer.blob_size, on_bytes)
+    return LayerReader(
+        counter.chunks(), compression, what, ahead=READ_AHEAD, on_chunk=counter.report
+    )
 
 
-def _counted(
-    chunks: Iterator[bytes], total: int, on_bytes: Callable[[int], None]
-) -> Iterator[bytes]:
-    """``chunks``, telling ``on_bytes`` the running total once each is consumed."""
-    throttle = ByteThrottle(total)
-    done = 0
-    for chunk in chunks:
-        yield chunk
-        done += len(chunk)
-        if throttle.due(done):
-            on_bytes(done)
+class _BlobCounter:
+    """Counts blob bytes where they are read (the read-ahead thread) and reports them where
+    the tar is read, so progress goes out from one thread in order with the other events."""
+
+    def __init__(self, chunks: Iterator[bytes], total: int, on_bytes: Callable[[int], None]):
+        self._source = chunks
+        self._throttle = ByteThrottle(total)
+        self._on_bytes = on_bytes
+        self.done = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        """The blob's chunks, counted as each is handed on."""
+        for chunk in self._source:
+            self.done += len(chunk)
+            yield chunk
+
+    def report(self) -> None:
+        """Tell ``on_bytes`` the count when the throttle says it is due."""
+        done = self.done
+        if self._throttle.due(done):
+            self._on_bytes(done)
 
 
 def unpack_from_store(

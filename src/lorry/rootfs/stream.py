@@ -3,12 +3,17 @@
 :class:`LayerReader` is the file object :meth:`lorry.rootfs.apply.Tree.apply` reads; after the
 tar ends, :func:`apply_layer` drains the rest (DiffIDs cover the padding) and returns the DiffID
 found. Comparing it with the config's claim is the store's (``LayerStore.record_check``), so the
-rule and its message live in one place.
+rule and its message live in one place. With ``ahead`` the chunks are read, inflated and hashed
+in a thread of their own, that many inflated chunks ahead of the tar reader: the work is C code
+that releases the GIL (ISA-L, zstd, sha256), so it runs on the second core while the applier
+parses headers and writes files (docs/decisions.md, "tar reader").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 
 from lorry.compression import Compression, decompressor
 from lorry.digest import DiffID, Hasher
@@ -24,25 +29,71 @@ class LayerReader:
     of that chunk without copying, :meth:`read` copies only what it returns.
     """
 
-    def __init__(self, chunks: Iterator[bytes], compression: Compression, what: str) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        compression: Compression,
+        what: str,
+        *,
+        ahead: int = 0,
+        on_chunk: Callable[[], None] | None = None,
+    ) -> None:
         self._chunks = chunks
+        #: Called in the reading thread whenever a new inflated chunk becomes current, and at
+        #: the end of the stream.
+        self._on_chunk = on_chunk
         self._inflate = decompressor(compression, what)
         self._hasher = Hasher()
         self._view = memoryview(b"")
         self._pos = 0
         self._parts: Iterator[bytes] = iter(())
         self._done = False
+        self._ahead: _Ahead | None = None
+        if ahead > 0:
+            self._ahead = _Ahead(self._inflated(), ahead, what)
+
+    def _inflated(self) -> Iterator[bytes]:
+        """The non-empty inflated chunks, hashed for the DiffID (in the thread, with ``ahead``)."""
+        try:
+            for chunk in self._chunks:
+                for part in self._inflate.feed(chunk):
+                    if part:
+                        self._hasher.update(part)
+                        yield part
+            for part in self._inflate.finish():
+                if part:
+                    self._hasher.update(part)
+                    yield part
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()  # a stopped read lets go of its source (a blob file) at once
 
     def _more(self) -> bool:
         """Make the next non-empty inflated chunk current; False at the end of the stream."""
+        if self._ahead is not None:
+            part = self._ahead.next()
+            if part is None:
+                if self._on_chunk is not None:
+                    self._on_chunk()  # once more at the end: the final count
+                return False
+            self._view = memoryview(part)
+            self._pos = 0
+            if self._on_chunk is not None:
+                self._on_chunk()
+            return True
         while True:
             for part in self._parts:
                 if part:
                     self._hasher.update(part)
                     self._view = memoryview(part)
                     self._pos = 0
+                    if self._on_chunk is not None:
+                        self._on_chunk()
                     return True
             if self._done:
+                if self._on_chunk is not None:
+                    self._on_chunk()  # once more at the end: the final count
                 return False
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -86,8 +137,83 @@ class LayerReader:
         self._pos = 0
         return DiffID(self._hasher.digest()), self._hasher.size
 
+    def close(self) -> None:
+        """Stop the read-ahead thread (if any) and wait for it; safe to call twice."""
+        if self._ahead is not None:
+            self._ahead.close()
+
+
+_END = object()
+
+
+class _Ahead:
+    """Runs an iterator in a thread, at most ``depth`` items ahead; its error is re-raised here
+    in order, after the items it produced. :meth:`close` stops and joins the thread."""
+
+    def __init__(self, items: Iterator[bytes], depth: int, what: str) -> None:
+        self._items = items
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._run, name=f"inflate {what}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    break
+            else:
+                self._put(_END)
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            self._put(exc)
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # a stopped read closes its blob file now, in this thread
+
+    def next(self) -> bytes | None:
+        """The next item, None at the end; the producer's error is raised here."""
+        if self._finished:
+            return None
+        item = self._queue.get()
+        if item is _END:
+            self._finished = True
+            self._thread.join()
+            return None
+        if isinstance(item, BaseException):
+            self._finished = True
+            self._thread.join()
+            raise item
+        assert isinstance(item, bytes | bytearray | memoryview)
+        return bytes(item) if not isinstance(item, bytes) else item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        self._thread.join()
+
 
 def apply_layer(tree: Tree, reader: LayerReader, what: str) -> tuple[DiffID, int]:
-    """Apply one layer to ``tree`` from ``reader``; return the DiffID and size of its tar."""
-    tree.apply(reader, what)  # type: ignore[arg-type]
-    return reader.diff_id()
+    """Apply one layer to ``tree`` from ``reader``; return the DiffID and size of its tar.
+
+    The reader is closed afterwards (its read-ahead thread, if any, stopped), whatever happens.
+    """
+    try:
+        tree.apply(reader, what)  # type: ignore[arg-type]
+        return reader.diff_id()
+    finally:
+        reader.close()
