@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
+
+if TYPE_CHECKING:
+    from lorry.digest import Digest
+    from lorry.platform import Platform
+    from lorry.progress import ProgressSink
+    from lorry.store import Store
 
 __all__ = ["unpack_cmd"]
 
@@ -55,17 +61,16 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
       lorry unpack oci:./layout:v1 ./rootfs
       lorry unpack --force alpine:3.20 ./rootfs
     """
-    # here, not at import: start-up time
+    # here, not at import: start-up time (the copy engine loads only for a non-store source)
     from lorry.cli.render import make_renderer
-    from lorry.ops.copy import CopyOptions
-    from lorry.ops.settings_bridge import limits, retry_policy, session_options
     from lorry.ops.unpack import check_destination, unpack_from_store
-    from lorry.ops.unpack_source import image_to_unpack
+    from lorry.ops.unpack_source import find_stored
     from lorry.platform import Platform
-    from lorry.progress import NullSink, ProgressEvent, ProgressSink
+    from lorry.progress import NullSink, ProgressEvent
     from lorry.store import Store
     from lorry.store.layers import Layer
     from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
+    from lorry.transports import parse_transport
 
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
 
@@ -78,16 +83,15 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     def extracted(layer: Layer) -> None:
         sink.emit(ProgressEvent(id=layer.blob_digest.short, status=PULL_COMPLETE))
 
-    options = CopyOptions(
-        platforms=(Platform.parse(platform),) if platform else (),
-        limits=limits(ctx.settings),
-        retry=retry_policy(ctx.settings),
-    )
+    wanted = Platform.parse(platform) if platform else None
+    source = parse_transport(image)
     check_destination(directory, force)  # before any fetch: a refused DIR costs nothing
     with Store.open(ctx.root) as store, store.hold():  # no prune between copy and unpack
-        image_id = image_to_unpack(
-            image, store, options, sink=sink, session_options=session_options(ctx.settings)
-        )
+        if source.transport == "lorry":
+            assert source.ref is not None
+            image_id = find_stored(store, source.ref, wanted)
+        else:
+            image_id = _copied_in(ctx, image, store, wanted, sink)
         result = unpack_from_store(
             store,
             image_id,
@@ -100,3 +104,21 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     for warning in result.warnings:
         click.echo(f"lorry: warning: {warning}", err=True)
     click.echo(f"{image}: unpacked {result.image_id} ({result.layers} layers) into {directory}")
+
+
+def _copied_in(
+    ctx: CliContext, image: str, store: Store, wanted: Platform | None, sink: ProgressSink
+) -> Digest:
+    """Copy a non-store source into the store (untagged) with the settings' limits and retries."""
+    from lorry.ops.copy import CopyOptions
+    from lorry.ops.settings_bridge import limits, retry_policy, session_options
+    from lorry.ops.unpack_source import image_to_unpack
+
+    options = CopyOptions(
+        platforms=(wanted,) if wanted else (),
+        limits=limits(ctx.settings),
+        retry=retry_policy(ctx.settings),
+    )
+    return image_to_unpack(
+        image, store, options, sink=sink, session_options=session_options(ctx.settings)
+    )

@@ -11,13 +11,10 @@ and recorded). One byte path, one set of checks: nothing here reads a blob itsel
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError, NotFoundError
-from lorry.ops.blocking import run_blocking
-from lorry.ops.copy import CopyOptions, Flow, copy_image
-from lorry.ops.copy_endpoints import open_source
-from lorry.ops.session import SessionOptions, lease_session
 from lorry.platform import Platform, matches
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.store.images import parse_config
@@ -25,7 +22,10 @@ from lorry.store.inspect import find_image
 from lorry.store.store import Store
 from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
 from lorry.transports import TransportRef, parse_transport
-from lorry.transports.store import StoreDestination
+
+if TYPE_CHECKING:  # the copy engine (anyio, the registry) loads only for a non-store source
+    from lorry.ops.copy import CopyOptions
+    from lorry.ops.session import SessionOptions
 
 __all__ = ["find_stored", "image_to_unpack", "stored_copy"]
 
@@ -44,12 +44,16 @@ def image_to_unpack(
     ``--platform``; for a stored image it must match the image's own platform.
     """
     tref = parse_transport(text)
-    opts = options or CopyOptions()
-    if len(opts.platforms) > 1 or opts.all_platforms:
+    platforms = options.platforms if options is not None else ()
+    if len(platforms) > 1 or (options is not None and options.all_platforms):
         raise InvalidInputError(f"{text}: unpack applies one image; name at most one platform")
     if tref.transport == "lorry":
         assert tref.ref is not None
-        return find_stored(store, tref.ref, opts.platforms[0] if opts.platforms else None)
+        return find_stored(store, tref.ref, platforms[0] if platforms else None)
+    from lorry.ops.blocking import run_blocking
+    from lorry.ops.copy import CopyOptions
+
+    opts = options or CopyOptions()
     return run_blocking(
         partial(stored_copy, tref, store, opts, sink=sink, session_options=session_options)
     )
@@ -77,6 +81,11 @@ async def stored_copy(
     session_options: SessionOptions | None = None,
 ) -> Digest:
     """Copy the image ``tref`` names into ``store``, untagged; return its image ID."""
+    from lorry.ops.copy import Flow, copy_image
+    from lorry.ops.copy_endpoints import open_source
+    from lorry.ops.session import lease_session
+    from lorry.transports.store import StoreDestination
+
     lease = lease_session(None, session_options)
     try:
         source = open_source(tref, lease.session, store)
