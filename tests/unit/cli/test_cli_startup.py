@@ -41,3 +41,20 @@ def test_version_and_store_commands_import_no_transfer_registry_or_anyio(tmp_pat
     assert _loaded("--version") == (0, [])
     code, heavy = _loaded("--root", str(tmp_path / "store"), "images", "--format", "json")
     assert (code, heavy) == (0, [])
+
+
+def test_unpack_of_a_stored_image_imports_no_copy_engine(tmp_path: Path) -> None:
+    from lorry.testing.builder import build_image
+
+    built = build_image(tmp_path / "img", layers=1, seed=3)
+    root = str(tmp_path / "store")
+    assert run_lorry("--root", root, "copy", "-q", f"oci:{built.layout}:latest", "lorry:u/x:1") == 0
+    code, heavy = _loaded("--root", root, "unpack", "-q", "u/x:1", str(tmp_path / "t"))
+    assert code == 0 and (tmp_path / "t").is_dir()
+    engine = ("anyio", "lorry.registry", "lorry.ops.copy", "lorry.transfer.manager")
+    assert [m for m in heavy if m.startswith(engine)] == []
+
+
+def run_lorry(*argv: str) -> int:
+    """``python -m lorry`` in a child process; its exit code."""
+    return subprocess.run([sys.executable, "-m", "lorry", *argv], check=False).returncode
