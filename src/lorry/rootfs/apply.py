@@ -10,13 +10,14 @@ blocks a later write. Work is bounded by :class:`Limits`. The tar is read by
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from lorry.errors import IntegrityError, InvalidInputError
+from lorry.errors import DiskFullError, IntegrityError, InvalidInputError, StoreError
 from lorry.rootfs._fdpath import lstat_at, open_dir, remove_at, split_name
 from lorry.rootfs.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarReader
 
@@ -26,7 +27,16 @@ _WH = ".wh."
 _OPQ = ".wh..wh..opq"
 _XATTR = "SCHILY.xattr."
 _DEVICES = (CHR, BLK)
+#: A full disk, a quota or a file-size limit: no more bytes fit where DIR is.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _write_error(exc: OSError, where: str, root: str) -> StoreError:
+    """One line for a write into DIR that the filesystem refused (full, read-only, denied)."""
+    if exc.errno in _FULL:
+        return DiskFullError(f"{where}: no space left writing into {root}")
+    return StoreError(f"{where}: cannot write into {root}: {exc.strerror or exc}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,10 @@ class Tree:
                 if member.type in _DEVICES and not self.is_root:
                     skipped_devices += 1
                     continue
-                self._entry(fd, tar, member, where, made=made, cache=parent)
+                try:
+                    self._entry(fd, tar, member, where, made=made, cache=parent)
+                except OSError as exc:
+                    raise _write_error(exc, where, self.root) from exc
         finally:
             parent.drop()
             os.close(fd)
@@ -285,6 +298,8 @@ class Tree:
                     os.fchmod(fd, mode)
                     t = int(mtime * 1e9)
                     os.utime(fd, ns=(t, t))
+                except OSError as exc:
+                    raise _write_error(exc, f"directory {'/'.join(parts)!r}", self.root) from exc
                 finally:
                     os.close(fd)
         finally:

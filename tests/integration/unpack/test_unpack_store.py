@@ -285,3 +285,30 @@ def test_extracting_reports_bytes_in_docker_json(
     assert len(extracting) >= 3 and currents == sorted(currents) and currents[-1] == size
     assert {d["total"] for d in extracting} == {size}
     assert events[-1]["status"] == "Pull complete" and layer == built.layer_digests[0].hex[:12]
+
+
+def test_a_destination_that_runs_out_of_room_is_one_line_and_keeps_the_users_files(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = image_builder(layers=[LayerSpec(files=3, size=3_000_000, random_fraction=1.0)], seed=9)
+    root = tmp_path / "store"
+    ref = _stored(built, root, capsys, "room")
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+
+    def small_files() -> None:  # a filesystem with no room for a 1 MB file, as far as we write
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
+
+    cmd = [sys.executable, "-m", "lorry", "--root", str(root), "unpack", "-q", "--force", ref]
+    done = subprocess.run(
+        [*cmd, str(dest)], capture_output=True, text=True, preexec_fn=small_files, check=False
+    )
+    assert done.returncode == 8, done.stderr
+    assert done.stderr.count("\n") == 1 and "no space left writing into" in done.stderr
+    assert str(dest) in done.stderr and "entry" in done.stderr, done.stderr
+    assert (dest / "keep.txt").read_text() == "mine"  # nothing the user had is gone
+    assert (tmp_path / ".mine.lorry-incomplete").exists()
