@@ -7,6 +7,7 @@ store first; the layers are then applied from the store, DiffIDs checked on the 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +34,20 @@ __all__ = ["unpack_cmd"]
     help="The image of an index to unpack (default: this host's), as in copy.",
 )
 @progress_option()
+@click.option(
+    "--uid-map",
+    "uid_map",
+    multiple=True,
+    metavar="CONTAINER:HOST:SIZE",
+    help="As root: owners shifted into this range (umoci's syntax); repeatable.",
+)
+@click.option(
+    "--gid-map",
+    "gid_map",
+    multiple=True,
+    metavar="CONTAINER:HOST:SIZE",
+    help="As root: groups shifted into this range; repeatable.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No per-layer lines on stderr.")
 @tls_options
 @pass_context
@@ -43,6 +58,8 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     force: bool,
     platform: str | None,
     progress: Literal["auto", "tty", "plain", "json"],
+    uid_map: tuple[str, ...],
+    gid_map: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Apply IMAGE's layers to DIR, checking each layer's DiffID as it is inflated.
@@ -60,13 +77,16 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
       lorry unpack --platform linux/arm64 docker://alpine:3.20 ./rootfs
       lorry unpack oci:./layout:v1 ./rootfs
       lorry unpack --force alpine:3.20 ./rootfs
+      lorry unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 alpine:3.20 ./r
     """
     # here, not at import: start-up time (the copy engine loads only for a non-store source)
     from lorry.cli.render import make_renderer
+    from lorry.errors import InvalidInputError
     from lorry.ops.unpack import check_destination, unpack_from_store
     from lorry.ops.unpack_source import find_stored
     from lorry.platform import Platform
     from lorry.progress import NullSink, ProgressEvent
+    from lorry.rootfs.idmap import IdMap, parse_ranges
     from lorry.store import Store
     from lorry.store.layers import Layer
     from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
@@ -83,6 +103,9 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     def extracted(layer: Layer) -> None:
         sink.emit(ProgressEvent(id=layer.blob_digest.short, status=PULL_COMPLETE))
 
+    ids = IdMap(parse_ranges(uid_map, "--uid-map"), parse_ranges(gid_map, "--gid-map"))
+    if (ids.uids or ids.gids) and os.geteuid() != 0:
+        raise InvalidInputError("unpack: --uid-map/--gid-map need root (otherwise files are yours)")
     wanted = Platform.parse(platform) if platform else None
     source = parse_transport(image)
     check_destination(directory, force)  # before any fetch: a refused DIR costs nothing
@@ -100,6 +123,7 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
             on_start=extracting,
             on_bytes=extracting,
             on_layer=extracted,
+            ids=ids,
         )
     for warning in result.warnings:
         click.echo(f"lorry: warning: {warning}", err=True)

@@ -20,6 +20,7 @@ from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, InvalidInputError
 from lorry.progress import ByteThrottle
 from lorry.rootfs.apply import Tree
+from lorry.rootfs.idmap import IdMap
 from lorry.rootfs.stream import LayerReader, apply_layer
 from lorry.store.fsutil import fsync_dir, os_error
 from lorry.store.layers import Layer
@@ -141,11 +142,12 @@ def unpack_from_store(
     on_layer: Callable[[Layer], None] | None = None,
     on_start: Callable[[Layer], None] | None = None,
     on_bytes: Callable[[Layer, int], None] | None = None,
+    ids: IdMap | None = None,
 ) -> UnpackResult:
     """Apply the image's layers in order to ``dest``; raise on the first bad layer.
 
     Progress: ``on_start`` before a layer is applied, ``on_bytes`` with the blob bytes applied
-    so far (throttled), ``on_layer`` once it is done.
+    so far (throttled), ``on_layer`` once it is done. ``ids`` shifts owners (as root).
     """
     image = store.images.get(image_id)
     chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
@@ -156,7 +158,7 @@ def unpack_from_store(
                 f"{layer.bad_diff_id}, not {layer.diff_id}); nothing is unpacked from it"
             )
     marker = _prepare(dest, force)
-    tree = Tree(os.fspath(dest))
+    tree = Tree(os.fspath(dest), ids=ids or IdMap())
     with store.hold():
         for layer in chain:
             if on_start is not None:

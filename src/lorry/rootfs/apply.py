@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from lorry.errors import DiskFullError, IntegrityError, InvalidInputError, StoreError
 from lorry.rootfs._fdpath import lstat_at, open_dir, remove_at, split_name
+from lorry.rootfs.idmap import IdMap
 from lorry.rootfs.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarReader
 
 __all__ = ["Limits", "Tree"]
@@ -71,6 +72,8 @@ class Tree:
     root: str
     limits: Limits = field(default_factory=Limits)
     is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    #: ``--uid-map``/``--gid-map`` (as root): owners shifted, an unmapped one refuses the layer.
+    ids: IdMap = field(default_factory=IdMap)
     warnings: list[str] = field(default_factory=list)
     _dirs: dict[tuple[str, ...], tuple[int, float]] = field(default_factory=dict)
 
@@ -113,6 +116,8 @@ class Tree:
         made: set[Any],
         cache: _Parent,
     ) -> None:
+        if self.is_root and (self.ids.uids or self.ids.gids):
+            m.uid, m.gid = self.ids.uid(m.uid, where), self.ids.gid(m.gid, where)
         parts = split_name(m.name, where)
         if not parts:
             if m.type == DIR:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -312,3 +313,35 @@ def test_a_destination_that_runs_out_of_room_is_one_line_and_keeps_the_users_fil
     assert str(dest) in done.stderr and "entry" in done.stderr, done.stderr
     assert (dest / "keep.txt").read_text() == "mine"  # nothing the user had is gone
     assert (tmp_path / ".mine.lorry-incomplete").exists()
+
+
+def _owned_tar() -> bytes:
+    """A layer whose entries belong to uid/gid 0 and 1000."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, uid in (("root-file", 0), ("user-file", 1000)):
+            info = tarfile.TarInfo(name)
+            info.size, info.uid, info.gid, info.mode = 2, uid, uid, 0o644
+            tar.addfile(info, io.BytesIO(b"hi"))
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners are set only as root")
+def test_uid_and_gid_maps_shift_owners_and_refuse_unmapped_ones(
+    hostile_registry: HostileFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = hostile_registry()
+    reg.add_image("owned", "v1", image_of_tars([_owned_tar()]))
+    root = tmp_path / "store"
+    ref = f"{reg.host}/owned:v1"
+    assert _lorry(root, capsys, "pull", "-q", ref)[0] == 0
+    maps = ["--uid-map", "0:100000:65536", "--gid-map", "0:200000:65536"]
+    code, _, err = _lorry(root, capsys, "unpack", "-q", *maps, ref, str(tmp_path / "t"))
+    assert code == 0, err
+    owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in (tmp_path / "t").iterdir()}
+    assert owners == {"root-file": (100000, 200000), "user-file": (101000, 201000)}
+    code, _, err = _lorry(
+        root, capsys, "unpack", "-q", "--uid-map", "0:100000:1", ref, str(tmp_path / "u")
+    )
+    assert code == INVALID and err.count("\n") == 1, err
+    assert "'user-file'" in err and "uid 1000 is outside --uid-map" in err, err
