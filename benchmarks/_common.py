@@ -42,6 +42,7 @@ __all__ = [
     "BenchImage",
     "Comparison",
     "Options",
+    "add_run_options",
     "alternate",
     "build",
     "emit_json",
@@ -49,6 +50,7 @@ __all__ = [
     "note",
     "parse_options",
     "rotate",
+    "run_options",
     "serve",
     "settle",
     "start",
@@ -86,15 +88,8 @@ class Options:
     workdir: Path | None
 
 
-def parse_options(description: str, argv: Sequence[str] | None = None) -> Options:
-    """Parse ``--image``, ``--runs``, ``--warmup``, ``--keep``, ``--json`` and ``--workdir``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--image",
-        choices=["large", "many-small", "all", "tiny"],
-        default="all",
-        help="which image to measure (all = large and many-small; tiny is for smoke tests)",
-    )
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--runs``, ``--warmup``, ``--keep``, ``--json`` and ``--workdir``: every script's own."""
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each tool (5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each tool first (1)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -102,11 +97,30 @@ def parse_options(description: str, argv: Sequence[str] | None = None) -> Option
     parser.add_argument(
         "--workdir", type=Path, help="make the work directory here (default: the temp dir)"
     )
-    ns = parser.parse_args(argv)
+
+
+def run_options(
+    parser: argparse.ArgumentParser, ns: argparse.Namespace, images: list[str]
+) -> Options:
+    """The parsed run options (checked) for ``images``."""
     if ns.runs < 1 or ns.warmup < 0:
         parser.error("--runs must be at least 1 and --warmup at least 0")
-    images = ["large", "many-small"] if ns.image == "all" else [ns.image]
     return Options(images, ns.runs, ns.warmup, ns.keep, ns.json, ns.workdir)
+
+
+def parse_options(description: str, argv: Sequence[str] | None = None) -> Options:
+    """Parse ``--image`` and the run options (:func:`add_run_options`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--image",
+        choices=["large", "many-small", "all", "tiny"],
+        default="all",
+        help="which image to measure (all = large and many-small; tiny is for smoke tests)",
+    )
+    add_run_options(parser)
+    ns = parser.parse_args(argv)
+    images = ["large", "many-small"] if ns.image == "all" else [ns.image]
+    return run_options(parser, ns, images)
 
 
 @contextmanager
@@ -238,6 +252,10 @@ class Comparison:
     peer_runs: list[Run]
     ratio_target: float | None = None
     rss_target: int | None = None
+    #: The peer's short name in the ratio line (``ratio lorry/skopeo``).
+    short: str = "skopeo"
+    #: A note printed under the figures, in brackets (nothing when empty).
+    remark: str = ""
 
     @property
     def ratio(self) -> float:
@@ -250,10 +268,13 @@ class Comparison:
         out = [f"{self.operation} '{self.image.name}' ({self.image.describe()}), {n} runs each"]
         out.append(_tool_line(f"lorry {self.operation}", self.lorry_runs))
         out.append(_tool_line(self.peer, self.peer_runs))
-        out.append(f"  ratio lorry/skopeo {self.ratio:.2f}{_target(self.ratio, self.ratio_target)}")
+        target = _target(self.ratio, self.ratio_target)
+        out.append(f"  ratio lorry/{self.short} {self.ratio:.2f}{target}")
         rss = max(r.max_rss for r in self.lorry_runs)
         limit = None if self.rss_target is None else self.rss_target / MB
         out.append(f"  lorry peak RSS {rss / MB:.1f} MB{_target(rss / MB, limit, ' MB')}")
+        if self.remark:
+            out.append(f"  ({self.remark})")
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -43,9 +43,11 @@ from _common import (
     BenchImage,
     Comparison,
     Options,
+    add_run_options,
     exit_with,
     lorry_cmd,
     note,
+    run_options,
     settle,
     start,
     work_dir,
@@ -139,16 +141,9 @@ def parse_sync_options(argv: Sequence[str] | None = None) -> SyncOptions:
         action="store_true",
         help="let lorry look for referrers (its default; skopeo sync copies none)",
     )
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each tool (5)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each tool first (1)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    parser.add_argument(
-        "--workdir", type=Path, help="make the work directory here (default: the temp dir)"
-    )
+    add_run_options(parser)
     ns = parser.parse_args(argv)
-    if ns.runs < 1 or ns.warmup < 0:
-        parser.error("--runs must be at least 1 and --warmup at least 0")
+    common = run_options(parser, ns, [ns.image])
     preset = SHAPES[ns.image]
     shape = Shape(
         ns.repos or preset.repos,
@@ -160,7 +155,6 @@ def parse_sync_options(argv: Sequence[str] | None = None) -> SyncOptions:
     )
     if min(shape.repos, shape.tags, shape.bases) < 1 or shape.repos > 1000:
         parser.error("--repos (at most 1000), --tags and --bases must be at least 1")
-    common = Options([ns.image], ns.runs, ns.warmup, ns.keep, ns.json, ns.workdir)
     return SyncOptions(common, ns.image, shape, ns.referrers)
 
 

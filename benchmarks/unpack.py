@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,6 @@ from _common import (
     BenchImage,
     Comparison,
     Options,
-    _target,
-    _tool_line,
     build,
     exit_with,
     lorry_cmd,
@@ -70,29 +68,6 @@ CTR = "/usr/bin/ctr"
 TMPFS = Path("/dev/shm")
 TMPFS_NEEDS = 4_000_000_000
 _CONTAINERD_START = 30.0
-
-
-@dataclass
-class UnpackComparison(Comparison):
-    """A :class:`Comparison` whose ratio line names its peer, with an optional note line."""
-
-    short: str = "peer"
-    remark: str = ""
-
-    def lines(self) -> list[str]:
-        """The figures, one tool a line, the ratio lorry/peer and RSS against their targets."""
-        n = len(self.lorry_runs)
-        out = [f"{self.operation} '{self.image.name}' ({self.image.describe()}), {n} runs each"]
-        out.append(_tool_line(f"lorry {self.operation}", self.lorry_runs))
-        out.append(_tool_line(self.peer, self.peer_runs))
-        target = _target(self.ratio, self.ratio_target)
-        out.append(f"  ratio lorry/{self.short} {self.ratio:.2f}{target}")
-        rss = max(r.max_rss for r in self.lorry_runs)
-        limit = None if self.rss_target is None else self.rss_target / MB
-        out.append(f"  lorry peak RSS {rss / MB:.1f} MB{_target(rss / MB, limit, ' MB')}")
-        if self.remark:
-            out.append(f"  ({self.remark})")
-        return out
 
 
 def filesystem_of(path: Path) -> str:
@@ -283,9 +258,7 @@ def bench_image(
         ],
     )
     found: list[Comparison] = [
-        UnpackComparison(
-            "unpack", image, peer, ours, runs, RATIO_TARGET[peer], RSS_TARGET, short=short
-        )
+        Comparison("unpack", image, peer, ours, runs, RATIO_TARGET[peer], RSS_TARGET, short=short)
         for peer, short, runs in (("umoci unpack", "umoci", umoci), ("GNU tar", "tar", tar))
     ]
     why = ctr_unavailable()
@@ -313,7 +286,7 @@ def bench_image(
         skipped.append({"operation": "unpack docker://", "image": name, "reason": reason})
         return found
     found.append(
-        UnpackComparison(
+        Comparison(
             "unpack docker://",
             image,
             "ctr images pull",

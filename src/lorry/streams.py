@@ -9,6 +9,8 @@ second pass over the file is ever needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from lorry.compression import Compression, decompressor
 from lorry.digest import DiffID, Hasher
 from lorry.mediatypes import compression_of, is_layer
@@ -39,13 +41,29 @@ class DiffIDTap:
         self._inflate = decompressor(compression, what)
         self._hasher = Hasher()
 
-    def update(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Feed the next compressed chunk."""
-        for part in self._inflate.feed(bytes(chunk)):
+    def feed(self, chunk: bytes | bytearray | memoryview) -> Iterator[bytes]:
+        """Feed the next compressed chunk; yield the inflated parts, each hashed already."""
+        for part in self._inflate.feed(chunk if isinstance(chunk, bytes) else bytes(chunk)):
             self._hasher.update(part)
+            yield part
+
+    def rest(self) -> Iterator[bytes]:
+        """After the last chunk: the inflated parts still held back, hashed; raise if cut."""
+        for part in self._inflate.finish():
+            self._hasher.update(part)
+            yield part
+
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Feed the next compressed chunk (its output only hashed)."""
+        for _ in self.feed(chunk):
+            pass
+
+    def result(self) -> tuple[DiffID, int]:
+        """The DiffID and uncompressed size of what was inflated so far."""
+        return DiffID(self._hasher.digest()), self._hasher.size
 
     def finish(self) -> tuple[DiffID, int]:
         """The DiffID and uncompressed size, after the last chunk; raise if the data was cut."""
-        for part in self._inflate.finish():
-            self._hasher.update(part)
-        return DiffID(self._hasher.digest()), self._hasher.size
+        for _ in self.rest():
+            pass
+        return self.result()

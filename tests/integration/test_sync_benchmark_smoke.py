@@ -8,31 +8,19 @@ script builds and serves the images, syncs them with lorry and skopeo into fresh
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_smoke import check_one_run, run_tiny
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "sync.py"
 #: The tiny preset: 3 repositories x 2 tags.
 IMAGES = 6
 
 
 def test_sync_benchmark_prints_its_figures_and_cleans_up(tmp_path: Path) -> None:
-    args = ["--image", "tiny", "--runs", "1", "--warmup", "0", "--json", "--workdir", str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    lines = run_tiny("sync", tmp_path)
     assert lines[0].startswith("sync 'tiny' (3 repositories x 2 tags = 6 images, ")
     assert sum(line.strip().startswith("ratio lorry/skopeo ") for line in lines) == 2
     assert any(line.strip().startswith("no-op requests lorry ") for line in lines)
@@ -45,14 +33,8 @@ def test_sync_benchmark_prints_its_figures_and_cleans_up(tmp_path: Path) -> None
         assert (images["name"], images["repos"], images["tags"]) == ("tiny", 3, 2)
         assert images["images"] == IMAGES and images["layers"] == 3
         assert result["ratio_target"] == target
-        for side in ("lorry", "peer"):
-            figures = result[side]
-            assert len(figures["seconds"]) == len(figures["max_rss_bytes"]) == 1
-            assert figures["median_seconds"] == figures["seconds"][0] > 0
-            assert figures["max_rss_bytes"][0] > 1_000_000  # GNU time measured a real process
+        check_one_run(result)
         assert result["peer"]["tool"] == "skopeo sync"
-        ratio = result["lorry"]["median_seconds"] / result["peer"]["median_seconds"]
-        assert result["ratio"] == pytest.approx(ratio, rel=1e-2)  # JSON seconds are rounded
     requests = doc["results"][1]["requests"]
     assert requests["per_tag_target"] == 2.0
     for side in ("lorry", "peer"):

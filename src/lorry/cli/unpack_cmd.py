@@ -17,10 +17,7 @@ import click
 from lorry.cli.app import CliContext, cli, pass_context, progress_option, tls_options
 
 if TYPE_CHECKING:
-    from lorry.digest import Digest
-    from lorry.platform import Platform
     from lorry.progress import ProgressSink
-    from lorry.store import Store
 
 __all__ = ["unpack_cmd"]
 
@@ -83,14 +80,13 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     from lorry.cli.render import make_renderer
     from lorry.errors import InvalidInputError
     from lorry.ops.unpack import check_destination, unpack_from_store
-    from lorry.ops.unpack_source import find_stored
+    from lorry.ops.unpack_source import image_to_unpack
     from lorry.platform import Platform
     from lorry.progress import NullSink, ProgressEvent
     from lorry.rootfs.idmap import IdMap, parse_ranges
     from lorry.store import Store
     from lorry.store.layers import Layer
     from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
-    from lorry.transports import parse_transport
 
     sink: ProgressSink = NullSink() if quiet else make_renderer(progress, sys.stderr)
 
@@ -107,14 +103,9 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     if (ids.uids or ids.gids) and os.geteuid() != 0:
         raise InvalidInputError("unpack: --uid-map/--gid-map need root (otherwise files are yours)")
     wanted = Platform.parse(platform) if platform else None
-    source = parse_transport(image)
     check_destination(directory, force)  # before any fetch: a refused DIR costs nothing
     with Store.open(ctx.root) as store, store.hold():  # no prune between copy and unpack
-        if source.transport == "lorry":
-            assert source.ref is not None
-            image_id = find_stored(store, source.ref, wanted)
-        else:
-            image_id = _copied_in(ctx, image, store, wanted, sink)
+        image_id = image_to_unpack(image, store, wanted, settings=ctx.settings, sink=sink)
         result = unpack_from_store(
             store,
             image_id,
@@ -128,21 +119,3 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     for warning in result.warnings:
         click.echo(f"lorry: warning: {warning}", err=True)
     click.echo(f"{image}: unpacked {result.image_id} ({result.layers} layers) into {directory}")
-
-
-def _copied_in(
-    ctx: CliContext, image: str, store: Store, wanted: Platform | None, sink: ProgressSink
-) -> Digest:
-    """Copy a non-store source into the store (untagged) with the settings' limits and retries."""
-    from lorry.ops.copy import CopyOptions
-    from lorry.ops.settings_bridge import limits, retry_policy, session_options
-    from lorry.ops.unpack_source import image_to_unpack
-
-    options = CopyOptions(
-        platforms=(wanted,) if wanted else (),
-        limits=limits(ctx.settings),
-        retry=retry_policy(ctx.settings),
-    )
-    return image_to_unpack(
-        image, store, options, sink=sink, session_options=session_options(ctx.settings)
-    )

@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from lorry.digest import Digest
-from lorry.errors import InvalidInputError, NotFoundError
+from lorry.errors import NotFoundError
 from lorry.platform import Platform, matches
 from lorry.progress import NullSink, ProgressEvent, ProgressSink
 from lorry.store.images import parse_config
@@ -26,6 +26,7 @@ from lorry.transports import TransportRef, parse_transport
 if TYPE_CHECKING:  # the copy engine (anyio, the registry) loads only for a non-store source
     from lorry.ops.copy import CopyOptions
     from lorry.ops.session import SessionOptions
+    from lorry.settings import Settings
 
 __all__ = ["find_stored", "image_to_unpack", "stored_copy"]
 
@@ -33,29 +34,35 @@ __all__ = ["find_stored", "image_to_unpack", "stored_copy"]
 def image_to_unpack(
     text: str,
     store: Store,
-    options: CopyOptions | None = None,
+    platform: Platform | None = None,
     *,
+    settings: Settings | None = None,
     sink: ProgressSink | None = None,
-    session_options: SessionOptions | None = None,
 ) -> Digest:
     """The store's image ID for ``text``: a stored image, or one the copy engine just stored.
 
-    ``options.platforms`` (at most one) picks the image of an index, as ``lorry copy``'s
-    ``--platform``; for a stored image it must match the image's own platform.
+    ``platform`` picks the image of an index, as ``lorry copy``'s ``--platform``; a stored
+    image must be built for it. ``settings`` give the copy its limits, retries and registry
+    options (lorry.toml's defaults when None). Only a non-store source loads the copy engine.
     """
     tref = parse_transport(text)
-    platforms = options.platforms if options is not None else ()
-    if len(platforms) > 1 or (options is not None and options.all_platforms):
-        raise InvalidInputError(f"{text}: unpack applies one image; name at most one platform")
     if tref.transport == "lorry":
         assert tref.ref is not None
-        return find_stored(store, tref.ref, platforms[0] if platforms else None)
+        return find_stored(store, tref.ref, platform)
     from lorry.ops.blocking import run_blocking
     from lorry.ops.copy import CopyOptions
+    from lorry.ops.settings_bridge import limits, retry_policy, session_options
+    from lorry.settings import load
 
-    opts = options or CopyOptions()
+    chosen = settings if settings is not None else load()
+    opts = CopyOptions(
+        platforms=(platform,) if platform else (),
+        limits=limits(chosen),
+        retry=retry_policy(chosen),
+    )
+    sessions = session_options(chosen)
     return run_blocking(
-        partial(stored_copy, tref, store, opts, sink=sink, session_options=session_options)
+        partial(stored_copy, tref, store, opts, sink=sink, session_options=sessions)
     )
 
 

@@ -23,7 +23,7 @@ from lorry.reference import Reference
 from lorry.registry import blobs, manifests, referrers, tags, uploads
 from lorry.registry.auth import Authenticator, CredentialLookup, CredentialsLike
 from lorry.registry.blobs import BlobReader
-from lorry.registry.config import RegistryConfig
+from lorry.registry.config import Endpoint, RegistryConfig
 from lorry.registry.manifests import ManifestInfo
 from lorry.registry.proxy import ProxyRules
 from lorry.registry.ratelimit import BackoffPolicy, HostBackoff
@@ -93,9 +93,14 @@ class RegistrySession:
         """A client for the repository a parsed reference names."""
         return self.client(ref.registry, ref.repository)
 
+    def endpoint(self, registry: str) -> Endpoint:
+        """The registry's own endpoint, its scheme settled (blocks: an insecure host is probed
+        once; call it from a worker thread)."""
+        return self.transport.settle(self.config.endpoint(registry))
+
     def catalog(self, registry: str, page_size: int | None = None) -> list[str]:
         """Every repository ``registry`` lists in its catalog."""
-        return tags.catalog(self.transport, self.config.endpoint(registry), page_size)
+        return tags.catalog(self.transport, self.endpoint(registry), page_size)
 
     def check_login(self, registry: str) -> None:
         """Prove the session's credentials for ``registry`` work, as ``docker login`` does.
@@ -103,7 +108,7 @@ class RegistrySession:
         ``GET /v2/`` is answered through the normal challenge flow; with Bearer auth that means
         a token is fetched with the credentials. Raises AuthError when they are refused.
         """
-        endpoint = self.config.endpoint(registry)
+        endpoint = self.endpoint(registry)
         what = f"logging in to {registry}"
         with self.transport.request(
             "GET", f"{endpoint.base_url}/v2/", endpoint=endpoint, scopes=(), what=what

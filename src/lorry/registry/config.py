@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,6 +95,12 @@ class Endpoint:
     def host(self) -> str:
         """``host[:port]`` of the endpoint."""
         return urlsplit(self.base_url).netloc
+
+    def plain(self) -> Endpoint:
+        """The same endpoint over plain HTTP: where an insecure host goes when TLS fails."""
+        return replace(
+            self, base_url="http://" + self.base_url.removeprefix("https://"), http_fallback=False
+        )
 
 
 @dataclass

@@ -106,8 +106,7 @@ class Transport:
                     done = replace(endpoint, http_fallback=False)
                 else:
                     log.debug("%s: no TLS (%s); insecure, so plain HTTP", endpoint.host, why)
-                    plain = "http://" + key.removeprefix("https://")
-                    done = replace(endpoint, base_url=plain, http_fallback=False)
+                    done = endpoint.plain()
                 with self._lock:
                     self._settled[key] = done
         return done
@@ -133,10 +132,8 @@ class Transport:
         chunk uploads recover through the session status instead of a blind replay). The returned
         response must be closed (or read to the end) by the caller.
         """
-        settled = self.settle(endpoint)
-        if settled is not endpoint and url.startswith(endpoint.base_url + "/"):
-            url = settled.base_url + url[len(endpoint.base_url) :]
-        endpoint = settled
+        # Callers build URLs from a settled endpoint (RepoContext, RegistrySession.endpoint).
+        assert not endpoint.http_fallback, f"{what}: endpoint {endpoint.base_url} not settled"
         call = _Call(method, url, endpoint, list(scopes), what, headers or {}, body, retry)
         home = call.home
         auth_retries = 0

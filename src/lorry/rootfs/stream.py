@@ -15,9 +15,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
-from lorry.compression import Compression, decompressor
-from lorry.digest import DiffID, Hasher
+from lorry.compression import Compression
+from lorry.digest import DiffID
 from lorry.rootfs.apply import Tree
+from lorry.streams import DiffIDTap
 
 __all__ = ["LayerReader", "apply_layer"]
 
@@ -42,28 +43,20 @@ class LayerReader:
         #: Called in the reading thread whenever a new inflated chunk becomes current, and at
         #: the end of the stream.
         self._on_chunk = on_chunk
-        self._inflate = decompressor(compression, what)
-        self._hasher = Hasher()
+        self._tap = DiffIDTap(compression, what)
         self._view = memoryview(b"")
         self._pos = 0
-        self._parts: Iterator[bytes] = iter(())
-        self._done = False
-        self._ahead: _Ahead | None = None
-        if ahead > 0:
-            self._ahead = _Ahead(self._inflated(), ahead, what)
+        self._ended = False
+        self._source: Iterator[bytes] = self._inflated()
+        self._ahead = _Ahead(self._source, ahead, what) if ahead > 0 else None
 
     def _inflated(self) -> Iterator[bytes]:
-        """The non-empty inflated chunks, hashed for the DiffID (in the thread, with ``ahead``)."""
+        """The non-empty inflated chunks, DiffID-hashed by the tap (in the thread, with
+        ``ahead``)."""
         try:
             for chunk in self._chunks:
-                for part in self._inflate.feed(chunk):
-                    if part:
-                        self._hasher.update(part)
-                        yield part
-            for part in self._inflate.finish():
-                if part:
-                    self._hasher.update(part)
-                    yield part
+                yield from (part for part in self._tap.feed(chunk) if part)
+            yield from (part for part in self._tap.rest() if part)
         finally:
             close = getattr(self._chunks, "close", None)
             if close is not None:
@@ -71,36 +64,17 @@ class LayerReader:
 
     def _more(self) -> bool:
         """Make the next non-empty inflated chunk current; False at the end of the stream."""
-        if self._ahead is not None:
-            part = self._ahead.next()
-            if part is None:
-                if self._on_chunk is not None:
-                    self._on_chunk()  # once more at the end: the final count
-                return False
+        if self._ended:
+            return False
+        part = self._ahead.next() if self._ahead is not None else next(self._source, None)
+        if part is None:
+            self._ended = True
+        else:
             self._view = memoryview(part)
             self._pos = 0
-            if self._on_chunk is not None:
-                self._on_chunk()
-            return True
-        while True:
-            for part in self._parts:
-                if part:
-                    self._hasher.update(part)
-                    self._view = memoryview(part)
-                    self._pos = 0
-                    if self._on_chunk is not None:
-                        self._on_chunk()
-                    return True
-            if self._done:
-                if self._on_chunk is not None:
-                    self._on_chunk()  # once more at the end: the final count
-                return False
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                self._done = True
-                self._parts = iter(list(self._inflate.finish()))
-            else:
-                self._parts = self._inflate.feed(chunk)
+        if self._on_chunk is not None:
+            self._on_chunk()  # at the end too: the final count
+        return part is not None
 
     def read1(self, n: int) -> memoryview:
         """Up to ``n`` bytes (n > 0) as a view of the current chunk, no copy; empty only at the
@@ -135,7 +109,7 @@ class LayerReader:
             pass
         self._view = memoryview(b"")
         self._pos = 0
-        return DiffID(self._hasher.digest()), self._hasher.size
+        return self._tap.result()
 
     def close(self) -> None:
         """Stop the read-ahead thread (if any) and wait for it; safe to call twice."""

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lorry.testing._token_keys import CA_KEY_USAGE
+
 __all__ = ["TlsFiles", "local_name", "make_tls_files"]
 
 _Key = ec.EllipticCurvePrivateKey
@@ -97,20 +99,7 @@ def make_tls_files(workdir: Path, names: Sequence[str]) -> TlsFiles:
     ca = (
         _builder("lorry test CA", "lorry test CA", ca_key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
         )

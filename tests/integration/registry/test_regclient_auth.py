@@ -91,7 +91,7 @@ def test_insufficient_scope_is_retried_once_with_the_challenge_scope(
     session = make_session(credentials=lambda _h: creds("alice"))
     client = session.client(server.host, "app/scope")
     digest = push_blob(client, b"scope")
-    endpoint = session.config.endpoint(server.host)
+    endpoint = session.endpoint(server.host)
     url = f"{endpoint.base_url}/v2/app/scope/blobs/{digest}"
     with session.transport.request(
         "HEAD", url, endpoint=endpoint, scopes=[], what="checking", expect=(200,)

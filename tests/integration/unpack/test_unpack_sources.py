@@ -7,13 +7,11 @@ of error and DIR is never created.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import pytest
+from unpack_helpers import lorry, stored, tree
 
-from lorry.cli import run
 from lorry.testing.builder import BuiltImage
 from lorry.testing.pytest_plugin import ImageBuilder
 from lorry.testing.registry import RegistryServer
@@ -22,41 +20,6 @@ from lorry.testing.skopeo import push_layout
 pytestmark = pytest.mark.integration
 
 NOT_FOUND, INVALID = 3, 2
-
-
-def _lorry(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(["--root", str(root), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _stored(built: BuiltImage, root: Path, capsys: pytest.CaptureFixture[str], name: str) -> str:
-    ref = f"unpack.test/{name}:v1"
-    code, _, err = _lorry(root, capsys, "copy", f"oci:{built.layout}:{built.tag}", f"lorry:{ref}")
-    assert code == 0, err
-    return ref
-
-
-def _tree(top: Path) -> dict[str, tuple[object, ...]]:
-    """Every entry under ``top``: type, permission bits, link target or content, link identity
-    (as test_unpack_store.py compares trees)."""
-    out: dict[str, tuple[object, ...]] = {}
-    inodes: dict[int, str] = {}
-    for dirpath, dirs, files in os.walk(top):
-        for name in [*dirs, *files]:
-            path = Path(dirpath, name)
-            rel = str(path.relative_to(top))
-            st = path.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                body: object = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                body = path.read_bytes()
-                if st.st_nlink > 1:
-                    body = (inodes.setdefault(st.st_ino, rel), body)
-            else:
-                body = None
-            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), body)
-    return out
 
 
 @pytest.fixture
@@ -72,12 +35,12 @@ def from_store(
 ) -> dict[str, tuple[object, ...]]:
     """The tree of the image unpacked from the store, as ``lorry unpack NAME DIR`` gives it."""
     root = tmp_path / "store-ref"
-    ref = _stored(built, root, capsys, "ref")
-    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "ref-rootfs"))
+    ref = stored(built, root, capsys, "ref")
+    code, _, err = lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "ref-rootfs"))
     assert code == 0, err
-    tree = _tree(tmp_path / "ref-rootfs")
-    assert tree
-    return tree
+    picture = tree(tmp_path / "ref-rootfs")
+    assert picture
+    return picture
 
 
 def test_unpack_from_an_oci_layout_is_the_stored_tree(
@@ -88,23 +51,23 @@ def test_unpack_from_an_oci_layout_is_the_stored_tree(
 ) -> None:
     root, dest = tmp_path / "store", tmp_path / "rootfs"
     source = f"oci:{built.layout}:{built.tag}"
-    code, out, err = _lorry(root, capsys, "unpack", "--progress", "plain", source, str(dest))
+    code, out, err = lorry(root, capsys, "unpack", "--progress", "plain", source, str(dest))
     assert code == 0, err
     assert f"unpacked {built.config_digest} (3 layers)" in out
     for digest in built.layer_digests:  # the copy's line, then Extracting, then Pull complete
         lines = [line for line in err.splitlines() if line.startswith(f"{digest.short}: ")]
         assert lines[-2:] == [f"{digest.short}: Extracting", f"{digest.short}: Pull complete"]
         assert len(lines) > 2, err
-    assert _tree(dest) == from_store
+    assert tree(dest) == from_store
     assert not list(tmp_path.glob(".rootfs.lorry-incomplete"))
     # the image stays in the store, untagged; every layer's DiffID was checked on the way
-    code, out, _ = _lorry(root, capsys, "images", "-q")
+    code, out, _ = lorry(root, capsys, "images", "-q")
     assert code == 0 and out.strip(), out
-    assert _lorry(root, capsys, "fsck", "--deep")[0] == 0
+    assert lorry(root, capsys, "fsck", "--deep")[0] == 0
     # a second unpack from the same layout fetches nothing and gives the same tree
     again = tmp_path / "again"
-    assert _lorry(root, capsys, "unpack", "-q", source, str(again))[0] == 0
-    assert _tree(again) == from_store
+    assert lorry(root, capsys, "unpack", "-q", source, str(again))[0] == 0
+    assert tree(again) == from_store
 
 
 def test_unpack_from_a_registry_is_the_stored_tree(
@@ -117,12 +80,12 @@ def test_unpack_from_a_registry_is_the_stored_tree(
     source = push_layout(built, registry, "unpack/src", "v1")
     assert source.startswith("docker://")
     root, dest = tmp_path / "store", tmp_path / "rootfs"
-    code, out, err = _lorry(root, capsys, "unpack", "--progress", "json", source, str(dest))
+    code, out, err = lorry(root, capsys, "unpack", "--progress", "json", source, str(dest))
     assert code == 0, err
     assert f"unpacked {built.config_digest} (3 layers)" in out
     assert err.count('"status":"Pull complete"') == 3, err
-    assert _tree(dest) == from_store
-    code, out, _ = _lorry(root, capsys, "images", "--format", "{{.Repository}}")
+    assert tree(dest) == from_store
+    code, out, _ = lorry(root, capsys, "images", "--format", "{{.Repository}}")
     assert code == 0 and "unpack/src" not in out  # an unpack tags nothing
 
 
@@ -143,13 +106,13 @@ def test_platform_picks_the_image_of_an_index(
         for platform, child in (("linux/arm64", arm), ("linux/amd64", amd)):
             dest = tmp_path / f"rootfs-{len(list(tmp_path.iterdir()))}"
             args = ("unpack", "-q", "--platform", platform, source, str(dest))
-            code, out, err = _lorry(root, capsys, *args)
+            code, out, err = lorry(root, capsys, *args)
             assert code == 0, err
             assert f"unpacked {child.config_digest} (2 layers)" in out, (source, platform, out)
-            assert _tree(dest)
+            assert tree(dest)
     # a stored image is checked against the platform asked for, never silently the wrong one
-    ref = _stored(amd, root, capsys, "amd")
-    code, _, err = _lorry(root, capsys, "unpack", "--platform", "linux/arm64", ref, "nope")
+    ref = stored(amd, root, capsys, "amd")
+    code, _, err = lorry(root, capsys, "unpack", "--platform", "linux/arm64", ref, "nope")
     assert code == NOT_FOUND and err.count("\n") == 1 and "linux/amd64" in err, err
     assert not (Path.cwd() / "nope").exists()
 
@@ -173,7 +136,7 @@ def test_a_bad_source_is_one_line_and_leaves_dir_absent(
 ) -> None:
     text = source.format(tmp=tmp_path, layout=built.layout, registry=registry.host)
     dest = tmp_path / "rootfs"
-    code, out, err = _lorry(tmp_path / "store", capsys, "unpack", text, str(dest))
+    code, out, err = lorry(tmp_path / "store", capsys, "unpack", text, str(dest))
     assert code != 0 and not out, out
     assert err.count("\n") == 1 and err.startswith("lorry: error: "), err
     named = text.split(":", 1)[1].split(":")[0].removeprefix("//")
@@ -190,7 +153,7 @@ def test_a_refused_dir_is_refused_before_the_source_is_read(
     (dest / "keep.txt").write_text("mine")
     root = tmp_path / "store"
     source = f"oci:{built.layout}:{built.tag}"
-    code, _, err = _lorry(root, capsys, "unpack", source, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", source, str(dest))
     assert code == INVALID and str(dest) in err and "--force" in err, err
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
-    assert not root.exists() or _lorry(root, capsys, "images", "-q")[1].strip() == ""
+    assert not root.exists() or lorry(root, capsys, "images", "-q")[1].strip() == ""

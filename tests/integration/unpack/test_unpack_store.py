@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tarfile
@@ -15,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from unpack_helpers import lorry, stored, tree
 
-from lorry.cli import run
 from lorry.digest import Digest
 from lorry.store import Store
-from lorry.testing.builder import BuiltImage, LayerSpec
+from lorry.testing.builder import LayerSpec
 from lorry.testing.evil_layers import layer_tar
 from lorry.testing.hostile import image_of_tars
 from lorry.testing.pytest_plugin import HostileFactory, ImageBuilder
@@ -28,41 +27,6 @@ pytestmark = pytest.mark.integration
 
 INTEGRITY, INVALID = 4, 2
 LIE = Digest.of(b"not the content of this layer")
-
-
-def _lorry(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(["--root", str(root), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _stored(built: BuiltImage, root: Path, capsys: pytest.CaptureFixture[str], name: str) -> str:
-    ref = f"unpack.test/{name}:v1"
-    code, _, err = _lorry(root, capsys, "copy", f"oci:{built.layout}:{built.tag}", f"lorry:{ref}")
-    assert code == 0, err
-    return ref
-
-
-def _tree(top: Path) -> dict[str, tuple[object, ...]]:
-    """Every entry under ``top``: type, permission bits, link target or content, link identity."""
-    out: dict[str, tuple[object, ...]] = {}
-    inodes: dict[int, str] = {}
-    for dirpath, dirs, files in os.walk(top):
-        for name in [*dirs, *files]:
-            path = Path(dirpath, name)
-            rel = str(path.relative_to(top))
-            st = path.lstat()
-            kind = stat.S_IFMT(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                body: object = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                body = path.read_bytes()
-                if st.st_nlink > 1:  # hard links: the first name seen stands for the inode
-                    body = (inodes.setdefault(st.st_ino, rel), body)
-            else:
-                body = None
-            out[rel] = (kind, stat.S_IMODE(st.st_mode), body)
-    return out
 
 
 #: The kinds of image the pull tests use: layer counts, incompressible data, each compression,
@@ -88,9 +52,9 @@ def test_the_tree_equals_umoci_unpack(
     assert umoci is not None, "umoci is installed by scripts/test"
     built = image_builder(**IMAGE_KINDS[kind])
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "good")
+    ref = stored(built, root, capsys, "good")
     dest = tmp_path / "rootfs"
-    code, out, err = _lorry(root, capsys, "unpack", ref, str(dest))
+    code, out, err = lorry(root, capsys, "unpack", ref, str(dest))
     assert code == 0, err
     assert "unpacked" in out and err.count("Pull complete") == len(built.layer_digests)
     bundle = tmp_path / "bundle"
@@ -113,11 +77,11 @@ def test_the_tree_equals_umoci_unpack(
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
-    ours, theirs = _tree(dest), _tree(bundle / "rootfs")
+    ours, theirs = tree(dest), tree(bundle / "rootfs")
     assert ours and ours == theirs
     assert not list(tmp_path.glob(".rootfs.lorry-incomplete"))
     # every layer was inflated: the store now knows their DiffIDs are true
-    assert _lorry(root, capsys, "fsck", "--deep")[0] == 0
+    assert lorry(root, capsys, "fsck", "--deep")[0] == 0
 
 
 def test_a_lying_layer_fails_the_unpack_and_is_marked_bad(
@@ -125,21 +89,21 @@ def test_a_lying_layer_fails_the_unpack_and_is_marked_bad(
 ) -> None:
     built = image_builder(layers=2, seed=1111, claimed_diff_ids={1: LIE})
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "lying")
+    ref = stored(built, root, capsys, "lying")
     dest = tmp_path / "rootfs"
-    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", "-q", ref, str(dest))
     assert code == INTEGRITY and err.count("\n") == 1, err
     assert str(built.layer_digests[1]) in err and str(LIE) in err and "marked bad" in err
     assert (tmp_path / ".rootfs.lorry-incomplete").exists()  # never looks like a good tree
-    code, _, err = _lorry(root, capsys, "unpack", "--force", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", "--force", ref, str(dest))
     assert code == INTEGRITY and "marked bad" in err, err  # known bad: nothing applied
-    code, _, err = _lorry(root, capsys, "verify", ref)
+    code, _, err = lorry(root, capsys, "verify", ref)
     assert code == INTEGRITY, err
     # the unfinished DIR is noticed by the next unpack, and finished by --force
-    good = _stored(image_builder(layers=1, seed=77), root, capsys, "small")
-    code, _, err = _lorry(root, capsys, "unpack", good, str(dest))
+    good = stored(image_builder(layers=1, seed=77), root, capsys, "small")
+    code, _, err = lorry(root, capsys, "unpack", good, str(dest))
     assert code == INVALID and "unfinished unpack" in err and "--force" in err, err
-    assert _lorry(root, capsys, "unpack", "-q", "--force", good, str(dest))[0] == 0
+    assert lorry(root, capsys, "unpack", "-q", "--force", good, str(dest))[0] == 0
     assert not (tmp_path / ".rootfs.lorry-incomplete").exists()
 
 
@@ -148,18 +112,18 @@ def test_a_non_empty_dir_is_refused_and_left_as_it_was(
 ) -> None:
     built = image_builder(layers=1, seed=77)
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "small")
+    ref = stored(built, root, capsys, "small")
     dest = tmp_path / "mine"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
-    code, _, err = _lorry(root, capsys, "unpack", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", ref, str(dest))
     assert code == INVALID and str(dest) in err and "--force" in err, err
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
     assert (dest / "keep.txt").read_text() == "mine"
-    code, _, err = _lorry(root, capsys, "unpack", "--force", "-q", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", "--force", "-q", ref, str(dest))
     assert code == 0, err
     assert (dest / "keep.txt").read_text() == "mine" and len(list(dest.iterdir())) > 1
-    code, _, err = _lorry(root, capsys, "unpack", "nosuch/image:v1", str(tmp_path / "x"))
+    code, _, err = lorry(root, capsys, "unpack", "nosuch/image:v1", str(tmp_path / "x"))
     assert code == 3 and "nosuch" in err, err
     assert not (tmp_path / "x").exists()
 
@@ -170,7 +134,7 @@ def test_an_unpack_killed_midway_is_finished_by_force(
     specs = [LayerSpec(files=3000, size=3_000_000)] * 3
     built = image_builder(layers=specs, seed=9090)
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "big")
+    ref = stored(built, root, capsys, "big")
     dest, marker = tmp_path / "rootfs", tmp_path / ".rootfs.lorry-incomplete"
     cmd = [sys.executable, "-m", "lorry", "--root", str(root), "unpack", "-q", ref, str(dest)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -181,14 +145,14 @@ def test_an_unpack_killed_midway_is_finished_by_force(
     proc.kill()
     assert proc.wait() == -signal.SIGKILL
     assert marker.exists()  # a killed unpack never looks like a good tree
-    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", "-q", ref, str(dest))
     assert code == INVALID and "unfinished unpack" in err, err
-    code, _, err = _lorry(root, capsys, "unpack", "-q", "--force", ref, str(dest))
+    code, _, err = lorry(root, capsys, "unpack", "-q", "--force", ref, str(dest))
     assert code == 0, err
     assert not marker.exists()
     fresh = tmp_path / "fresh"
-    assert _lorry(root, capsys, "unpack", "-q", ref, str(fresh))[0] == 0
-    assert _tree(dest) == _tree(fresh)
+    assert lorry(root, capsys, "unpack", "-q", ref, str(fresh))[0] == 0
+    assert tree(dest) == tree(fresh)
 
 
 def test_export_is_the_unpacked_tree_as_one_tar(
@@ -196,10 +160,10 @@ def test_export_is_the_unpacked_tree_as_one_tar(
 ) -> None:
     built = image_builder(layers=3, seed=4242)  # with whiteouts, opaque dirs and hard links
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "good")
-    assert _lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))[0] == 0
+    ref = stored(built, root, capsys, "good")
+    assert lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))[0] == 0
     out = tmp_path / "flat.tar"
-    code, _, err = _lorry(root, capsys, "export", ref, "-o", str(out))
+    code, _, err = lorry(root, capsys, "export", ref, "-o", str(out))
     assert code == 0, err
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -207,9 +171,9 @@ def test_export_is_the_unpacked_tree_as_one_tar(
         names = [m.name for m in tar]
         assert len(names) == len(set(names)) and not any(".wh." in n for n in names)
         tar.extractall(flat, filter="tar")
-    assert _tree(flat) == _tree(tmp_path / "rootfs")
+    assert tree(flat) == tree(tmp_path / "rootfs")
     assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
-    code, _, err = _lorry(root, capsys, "export", "nosuch:v1", "-o", str(tmp_path / "n.tar"))
+    code, _, err = lorry(root, capsys, "export", "nosuch:v1", "-o", str(tmp_path / "n.tar"))
     assert code == 3 and not (tmp_path / "n.tar").exists(), err
 
 
@@ -218,20 +182,20 @@ def test_a_damaged_stored_blob_fails_unpack_and_export_naming_it(
 ) -> None:
     built = image_builder(layers=2, seed=5150)
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "damaged")
+    ref = stored(built, root, capsys, "damaged")
     with Store.open(root) as store:
         blob = store.layout.blob(built.layer_digests[1])
     blob.chmod(0o644)
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
-    code, _, err = _lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))
+    code, _, err = lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "rootfs"))
     assert code == INTEGRITY and err.count("\n") == 1, err
     assert str(built.layer_digests[1]) in err, err
     assert (tmp_path / ".rootfs.lorry-incomplete").exists()
     out = tmp_path / "flat.tar"
     out.write_bytes(b"what the user had")
-    code, _, err = _lorry(root, capsys, "export", ref, "-o", str(out))
+    code, _, err = lorry(root, capsys, "export", ref, "-o", str(out))
     assert code == INTEGRITY and str(built.layer_digests[1]) in err, err
     assert out.read_bytes() == b"what the user had"  # never replaced by a partial tar
     assert not list(tmp_path.glob(".flat.tar.lorry-tmp-*"))
@@ -247,10 +211,10 @@ def test_export_writes_a_hard_link_whose_target_went_away_as_a_file(
     reg = hostile_registry()
     reg.add_image("links", "v1", image_of_tars([lower, upper]))
     root = tmp_path / "store"
-    code, _, err = _lorry(root, capsys, "pull", "-q", f"{reg.host}/links:v1")
+    code, _, err = lorry(root, capsys, "pull", "-q", f"{reg.host}/links:v1")
     assert code == 0, err
     out = tmp_path / "flat.tar"
-    code, _, err = _lorry(root, capsys, "export", f"{reg.host}/links:v1", "-o", str(out))
+    code, _, err = lorry(root, capsys, "export", f"{reg.host}/links:v1", "-o", str(out))
     assert code == 0, err
     with tarfile.open(out) as tar:
         members = {m.name: m for m in tar}
@@ -260,13 +224,13 @@ def test_export_writes_a_hard_link_whose_target_went_away_as_a_file(
         content = {n: tar.extractfile(m).read() for n, m in members.items()}  # type: ignore[union-attr]
     assert content == {"b": b"lower a", "c": b"upper c", "d": b"lower c", "e": b"e"}
     # the same tree as an unpack makes
-    assert _lorry(root, capsys, "unpack", "-q", f"{reg.host}/links:v1", str(tmp_path / "t"))[0] == 0
+    assert lorry(root, capsys, "unpack", "-q", f"{reg.host}/links:v1", str(tmp_path / "t"))[0] == 0
     flat = tmp_path / "flat"
     flat.mkdir()
     with tarfile.open(out) as tar:
         tar.extractall(flat, filter="tar")
-    assert {k: v[2] for k, v in _tree(flat).items()} == {
-        k: (v[2][1] if isinstance(v[2], tuple) else v[2]) for k, v in _tree(tmp_path / "t").items()
+    assert {k: v[2] for k, v in tree(flat).items()} == {
+        k: (v[2][1] if isinstance(v[2], tuple) else v[2]) for k, v in tree(tmp_path / "t").items()
     }
 
 
@@ -275,8 +239,8 @@ def test_extracting_reports_bytes_in_docker_json(
 ) -> None:
     built = image_builder(layers=[LayerSpec(files=6, size=3_000_000, random_fraction=1.0)], seed=8)
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "bytes")
-    code, _, err = _lorry(root, capsys, "unpack", "--progress", "json", ref, str(tmp_path / "t"))
+    ref = stored(built, root, capsys, "bytes")
+    code, _, err = lorry(root, capsys, "unpack", "--progress", "json", ref, str(tmp_path / "t"))
     assert code == 0, err
     events = [json.loads(line) for line in err.splitlines()]
     (layer,) = {e["id"] for e in events}
@@ -293,7 +257,7 @@ def test_a_destination_that_runs_out_of_room_is_one_line_and_keeps_the_users_fil
 ) -> None:
     built = image_builder(layers=[LayerSpec(files=3, size=3_000_000, random_fraction=1.0)], seed=9)
     root = tmp_path / "store"
-    ref = _stored(built, root, capsys, "room")
+    ref = stored(built, root, capsys, "room")
     dest = tmp_path / "mine"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
@@ -334,13 +298,13 @@ def test_uid_and_gid_maps_shift_owners_and_refuse_unmapped_ones(
     reg.add_image("owned", "v1", image_of_tars([_owned_tar()]))
     root = tmp_path / "store"
     ref = f"{reg.host}/owned:v1"
-    assert _lorry(root, capsys, "pull", "-q", ref)[0] == 0
+    assert lorry(root, capsys, "pull", "-q", ref)[0] == 0
     maps = ["--uid-map", "0:100000:65536", "--gid-map", "0:200000:65536"]
-    code, _, err = _lorry(root, capsys, "unpack", "-q", *maps, ref, str(tmp_path / "t"))
+    code, _, err = lorry(root, capsys, "unpack", "-q", *maps, ref, str(tmp_path / "t"))
     assert code == 0, err
     owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in (tmp_path / "t").iterdir()}
     assert owners == {"root-file": (100000, 200000), "user-file": (101000, 201000)}
-    code, _, err = _lorry(
+    code, _, err = lorry(
         root, capsys, "unpack", "-q", "--uid-map", "0:100000:1", ref, str(tmp_path / "u")
     )
     assert code == INVALID and err.count("\n") == 1, err

@@ -22,7 +22,7 @@ from lorry.ops.sync.ledger import LayoutDestination
 from lorry.ops.sync.targets import Target
 from lorry.registry.client import RegistryClient, RegistrySession
 from lorry.registry.referrers import fallback_tag, merged_index
-from lorry.transports.oci_layout import REF_NAME, read_index
+from lorry.transports.oci_layout import REF_NAME, blob_path, read_index
 
 __all__ = ["Listing", "Referrers"]
 
@@ -155,7 +155,7 @@ def _layout_document(where: Target, ref: str) -> bytes | None:
     entry = next((e for e in entries if e.annotations.get(REF_NAME) == ref), None)
     if entry is None:
         return None
-    blob = where.spec.path / "blobs" / entry.digest.algorithm / entry.digest.encoded
+    blob = blob_path(where.spec.path, entry.digest)
     try:
         raw = blob.read_bytes()
     except OSError:

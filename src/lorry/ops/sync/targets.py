@@ -143,9 +143,8 @@ def apply_rates(
         if spec.requests_per_second is None:
             continue
         endpoint = session.config.endpoint(host)
-        urls = [endpoint.base_url]
-        if endpoint.http_fallback:  # an insecure host may end up on plain HTTP (port 80)
-            urls.append("http://" + endpoint.base_url.removeprefix("https://"))
+        # an insecure host may end up on plain HTTP (port 80): both get the bucket
+        ends = [endpoint, endpoint.plain()] if endpoint.http_fallback else [endpoint]
         rate, burst = spec.requests_per_second / shards, spec.burst or None
-        for url in urls:
-            session.backoff.set_rate(Origin.of(url).netloc, rate, burst)
+        for end in ends:
+            session.backoff.set_rate(Origin.of(end.base_url).netloc, rate, burst)
