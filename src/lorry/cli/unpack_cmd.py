@@ -2,7 +2,8 @@
 
 SOURCE is a stored image (a bare name or ``lorry:NAME``) or any source ``lorry copy`` reads
 (``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:``), which is copied into the
-store first; the layers are then applied from the store, DiffIDs checked on the way.
+store while its layers are applied from there, each as soon as it has arrived; DiffIDs are
+checked on the way.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     """Apply IMAGE's layers to DIR, checking each layer's DiffID as it is inflated.
 
     IMAGE is a stored image, or any source copy reads (docker://, oci:, oci-archive:,
-    docker-archive:), which is copied into the store (untagged) first. Nothing is written
+    docker-archive:), which is copied into the store (untagged) while each layer that has
+    arrived is applied. Nothing is written
     outside DIR: a layer that names a path through a symlink or with '..' fails the unpack.
     A layer whose content does not match its DiffID is marked bad and the command exits 4;
     DIR is then marked unfinished until an unpack with --force completes it. DIR is not
@@ -79,8 +81,8 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
     # here, not at import: start-up time (the copy engine loads only for a non-store source)
     from lorry.cli.render import make_renderer
     from lorry.errors import InvalidInputError
-    from lorry.ops.unpack import check_destination, unpack_from_store
-    from lorry.ops.unpack_source import image_to_unpack
+    from lorry.ops.unpack import UnpackHooks, check_destination
+    from lorry.ops.unpack_source import unpack_image
     from lorry.platform import Platform
     from lorry.progress import NullSink, ProgressEvent
     from lorry.rootfs.idmap import IdMap, parse_ranges
@@ -104,16 +106,17 @@ def unpack_cmd(  # noqa: PLR0917 - click passes options positionally
         raise InvalidInputError("unpack: --uid-map/--gid-map need root (otherwise files are yours)")
     wanted = Platform.parse(platform) if platform else None
     check_destination(directory, force)  # before any fetch: a refused DIR costs nothing
+    hooks = UnpackHooks(on_start=extracting, on_bytes=extracting, on_layer=extracted)
     with Store.open(ctx.root) as store, store.hold():  # no prune between copy and unpack
-        image_id = image_to_unpack(image, store, wanted, settings=ctx.settings, sink=sink)
-        result = unpack_from_store(
+        result = unpack_image(
+            image,
             store,
-            image_id,
             directory,
+            wanted,
+            settings=ctx.settings,
+            sink=sink,
             force=force,
-            on_start=extracting,
-            on_bytes=extracting,
-            on_layer=extracted,
+            hooks=hooks,
             ids=ids,
         )
     for warning in result.warnings:

@@ -14,7 +14,7 @@ destination builds the config from the v1 history at commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -139,11 +139,14 @@ class StoreLayers:
 
     The store keeps persistent reference counts (child layers and images), not in-memory
     handles: a running copy keeps its layers from ``prune`` with :meth:`Store.hold`, so
-    ``release`` has nothing to do.
+    ``release`` has nothing to do. ``on_layer`` hears, in a worker thread, every layer this
+    copy may build on as soon as it is known: found sound ("Already exists") or registered —
+    how an unpack applies the bottom layers while the ones above are still fetched.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_layer: Callable[[Layer], None] | None = None) -> None:
         self.store = store
+        self._on_layer = on_layer
 
     async def get(self, chain_id: ChainID, key: str) -> Layer | None:
         """The layer with this ChainID, if it may stand for the blob ``key`` names, sound.
@@ -164,7 +167,11 @@ class StoreLayers:
                 if not layer.verified or self.store.distmeta.diff_id_of(wanted) != layer.diff_id:
                     return None
             desc = Descriptor(layer.media_type, layer.blob_digest, layer.blob_size)
-            return layer if blob_is_sound(self.store, desc) else None
+            if not blob_is_sound(self.store, desc):
+                return None
+            if self._on_layer is not None:
+                self._on_layer(layer)
+            return layer
 
         return await anyio.to_thread.run_sync(find)
 
@@ -175,9 +182,12 @@ class StoreLayers:
 
         def register() -> Layer:
             claim = None if handle.verified else handle.diff_id
-            return self.store.layers.register(
+            layer = self.store.layers.register(
                 handle.digest, parent, media_type=handle.media_type, claimed=claim
             )
+            if self._on_layer is not None:
+                self._on_layer(layer)
+            return layer
 
         layer = await anyio.to_thread.run_sync(register)
         progress(handle.size, handle.size)
@@ -193,10 +203,14 @@ def download_manager(
     limits: Limits | None = None,
     retry: RetryPolicy | None = None,
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
+    on_layer: Callable[[Layer], None] | None = None,
 ) -> LayerDownloads:
-    """A download manager for copies into ``store``; share one (``async with``) between pulls."""
+    """A download manager for copies into ``store``; share one (``async with``) between pulls.
+
+    ``on_layer``: see :class:`StoreLayers` (give such a manager to one copy only).
+    """
     return DownloadManager(
-        StoreLayers(store), limits=limits, retry=retry, stall_timeout=stall_timeout
+        StoreLayers(store, on_layer), limits=limits, retry=retry, stall_timeout=stall_timeout
     )
 
 

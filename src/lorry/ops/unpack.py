@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +29,13 @@ from lorry.streams import compression_for
 from lorry.transports.files import FileBlobStream
 
 __all__ = [
+    "UnpackHooks",
     "UnpackResult",
+    "apply_layers",
     "check_destination",
     "incomplete_marker",
     "open_layer",
+    "refuse_bad",
     "unpack_from_store",
 ]
 
@@ -133,46 +136,90 @@ class _BlobCounter:
             self._on_bytes(done)
 
 
+@dataclass(frozen=True)
+class UnpackHooks:
+    """Progress of an unpack: ``on_start`` before a layer is applied, ``on_bytes`` with the
+    blob bytes applied so far (throttled; in the applying thread), ``on_layer`` once it is in."""
+
+    on_start: Callable[[Layer], None] | None = None
+    on_bytes: Callable[[Layer, int], None] | None = None
+    on_layer: Callable[[Layer], None] | None = None
+
+
+def refuse_bad(layer: Layer) -> None:
+    """Nothing is unpacked from a layer the store knows to be bad."""
+    if layer.bad_diff_id is not None:
+        raise IntegrityError(
+            f"layer blob {layer.blob_digest} is marked bad (its content has DiffID "
+            f"{layer.bad_diff_id}, not {layer.diff_id}); nothing is unpacked from it"
+        )
+
+
 def unpack_from_store(
     store: Store,
     image_id: Digest,
     dest: Path,
     *,
     force: bool = False,
-    on_layer: Callable[[Layer], None] | None = None,
-    on_start: Callable[[Layer], None] | None = None,
-    on_bytes: Callable[[Layer, int], None] | None = None,
+    hooks: UnpackHooks | None = None,
     ids: IdMap | None = None,
 ) -> UnpackResult:
-    """Apply the image's layers in order to ``dest``; raise on the first bad layer.
+    """Apply the stored image's layers in order to ``dest``; raise on the first bad layer.
 
-    Progress: ``on_start`` before a layer is applied, ``on_bytes`` with the blob bytes applied
-    so far (throttled), ``on_layer`` once it is done. ``ids`` shifts owners (as root).
+    ``ids`` shifts owners (as root). Every layer is checked before DIR is touched.
     """
     image = store.images.get(image_id)
     chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
     for layer in chain:
-        if layer.bad_diff_id is not None:
-            raise IntegrityError(
-                f"layer blob {layer.blob_digest} is marked bad (its content has DiffID "
-                f"{layer.bad_diff_id}, not {layer.diff_id}); nothing is unpacked from it"
-            )
-    marker = _prepare(dest, force)
-    tree = Tree(os.fspath(dest), ids=ids or IdMap())
+        refuse_bad(layer)
+    layers, warnings = apply_layers(store, chain, dest, force=force, hooks=hooks, ids=ids)
+    return UnpackResult(image_id, layers, warnings)
+
+
+def apply_layers(
+    store: Store,
+    chain: Iterable[Layer],
+    dest: Path,
+    *,
+    force: bool = False,
+    hooks: UnpackHooks | None = None,
+    ids: IdMap | None = None,
+) -> tuple[int, list[str]]:
+    """Apply the layers bottom→top as ``chain`` yields them (it may wait for each: an unpack
+    that fetches); return how many and the warnings.
+
+    DIR is created, and marked incomplete, only when the first layer is there to apply, so a
+    source that fails before then leaves DIR as it was. Each layer's DiffID is recorded as
+    found (:meth:`~lorry.store.layers.LayerStore.record_check`: a mismatch marks it bad and
+    raises, naming both).
+    """
+    how = hooks or UnpackHooks()
+    marker: Path | None = None
+    tree: Tree | None = None
+    count = 0
     with store.hold():
         for layer in chain:
-            if on_start is not None:
-                on_start(layer)
-            heard = None if on_bytes is None else functools.partial(on_bytes, layer)
+            refuse_bad(layer)
+            if tree is None:
+                marker = _prepare(dest, force)
+                tree = Tree(os.fspath(dest), ids=ids or IdMap())
+            if how.on_start is not None:
+                how.on_start(layer)
+            heard = None if how.on_bytes is None else functools.partial(how.on_bytes, layer)
             reader = open_layer(store, layer, heard)
             found, size = apply_layer(tree, reader, f"layer {layer.blob_digest}")
             store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
-            if on_layer is not None:
-                on_layer(layer)
+            count += 1
+            if how.on_layer is not None:
+                how.on_layer(layer)
+    if tree is None:  # an image without layers: an empty tree
+        marker = _prepare(dest, force)
+        tree = Tree(os.fspath(dest), ids=ids or IdMap())
+    assert marker is not None
     tree.finish()
     try:
         marker.unlink()
         fsync_dir(dest.parent)
     except OSError as exc:
         raise os_error(exc, "finishing", dest) from exc
-    return UnpackResult(image_id, len(chain), list(tree.warnings))
+    return count, list(tree.warnings)

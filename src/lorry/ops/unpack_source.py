@@ -1,57 +1,65 @@
 """Where ``lorry unpack`` finds its image: the store, or any source the copy engine reads.
 
-A bare name (or ``lorry:NAME``) is an image of the store. Any other transport reference
-(``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:``) is first copied into the store
-by the copy engine — what ``lorry copy SRC lorry:NAME`` does, the same progress and platform
-choice, but untagged, so an unpack never moves a name the user gave — and the unpack then reads
-the store as it always does (each layer digest-checked, its DiffID verified while extracting
-and recorded). One byte path, one set of checks: nothing here reads a blob itself.
+A bare name (or ``lorry:NAME``) is an image of the store, applied from there. Any other
+transport reference (``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:``) is copied
+into the store by the copy engine — what ``lorry copy SRC lorry:NAME`` does, the same progress
+and platform choice, but untagged, so an unpack never moves a name the user gave — and each
+layer is applied from the store as soon as it is there (:mod:`~lorry.ops.unpack_stream`), each
+digest-checked, its DiffID verified while extracting and recorded. One byte path, one set of
+checks: nothing here reads a blob itself.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lorry.digest import Digest
 from lorry.errors import NotFoundError
+from lorry.ops.unpack import UnpackHooks, UnpackResult, unpack_from_store
 from lorry.platform import Platform, matches
-from lorry.progress import NullSink, ProgressEvent, ProgressSink
+from lorry.progress import NullSink, ProgressSink
+from lorry.rootfs.idmap import IdMap
 from lorry.store.images import parse_config
 from lorry.store.inspect import find_image
 from lorry.store.store import Store
-from lorry.transfer.statuses import EXTRACTING, PULL_COMPLETE
-from lorry.transports import TransportRef, parse_transport
+from lorry.transports import parse_transport
 
 if TYPE_CHECKING:  # the copy engine (anyio, the registry) loads only for a non-store source
-    from lorry.ops.copy import CopyOptions
-    from lorry.ops.session import SessionOptions
     from lorry.settings import Settings
 
-__all__ = ["find_stored", "image_to_unpack", "stored_copy"]
+__all__ = ["find_stored", "unpack_image"]
 
 
-def image_to_unpack(
+def unpack_image(
     text: str,
     store: Store,
+    dest: Path,
     platform: Platform | None = None,
     *,
     settings: Settings | None = None,
     sink: ProgressSink | None = None,
-) -> Digest:
-    """The store's image ID for ``text``: a stored image, or one the copy engine just stored.
+    force: bool = False,
+    hooks: UnpackHooks | None = None,
+    ids: IdMap | None = None,
+) -> UnpackResult:
+    """Apply the image ``text`` names to ``dest``: a stored image, or one fetched meanwhile.
 
     ``platform`` picks the image of an index, as ``lorry copy``'s ``--platform``; a stored
     image must be built for it. ``settings`` give the copy its limits, retries and registry
-    options (lorry.toml's defaults when None). Only a non-store source loads the copy engine.
+    options (lorry.toml's defaults when None); ``sink`` hears the copy's lines, ``hooks`` the
+    unpack's. Only a non-store source loads the copy engine.
     """
     tref = parse_transport(text)
     if tref.transport == "lorry":
         assert tref.ref is not None
-        return find_stored(store, tref.ref, platform)
+        image_id = find_stored(store, tref.ref, platform)
+        return unpack_from_store(store, image_id, dest, force=force, hooks=hooks, ids=ids)
     from lorry.ops.blocking import run_blocking
     from lorry.ops.copy import CopyOptions
     from lorry.ops.settings_bridge import limits, retry_policy, session_options
+    from lorry.ops.unpack_stream import fetch_and_unpack
     from lorry.settings import load
 
     chosen = settings if settings is not None else load()
@@ -60,10 +68,19 @@ def image_to_unpack(
         limits=limits(chosen),
         retry=retry_policy(chosen),
     )
-    sessions = session_options(chosen)
-    return run_blocking(
-        partial(stored_copy, tref, store, opts, sink=sink, session_options=sessions)
+    run = partial(
+        fetch_and_unpack,
+        tref,
+        store,
+        dest,
+        opts,
+        sink=sink or NullSink(),
+        session_options=session_options(chosen),
+        force=force,
+        hooks=hooks,
+        ids=ids,
     )
+    return run_blocking(run)
 
 
 def find_stored(store: Store, name: str, platform: Platform | None = None) -> Digest:
@@ -77,47 +94,3 @@ def find_stored(store: Store, name: str, platform: Platform | None = None) -> Di
                 f"{name}: the stored image {image_id.short} is {actual}, not {platform}"
             )
     return image_id
-
-
-async def stored_copy(
-    tref: TransportRef,
-    store: Store,
-    options: CopyOptions,
-    *,
-    sink: ProgressSink | None = None,
-    session_options: SessionOptions | None = None,
-) -> Digest:
-    """Copy the image ``tref`` names into ``store``, untagged; return its image ID."""
-    from lorry.ops.copy import Flow, copy_image
-    from lorry.ops.copy_endpoints import open_source
-    from lorry.ops.session import lease_session
-    from lorry.transports.store import StoreDestination
-
-    lease = lease_session(None, session_options)
-    try:
-        source = open_source(tref, lease.session, store)
-        try:
-            dest = StoreDestination(store, None, tref.text)
-            lines = _FetchLines(sink or NullSink())
-            await copy_image(source, dest, options, sink=lines, flow=Flow(lease=lease))
-        finally:
-            source.close()
-    finally:
-        lease.release()
-    return dest.images[0].id  # one platform was chosen: the copy stored one image
-
-
-class _FetchLines:
-    """The copy's progress without its ``Extracting`` / ``Pull complete`` lines.
-
-    Into the store those words mean "registered"; the unpack says them when the layer's files
-    are really in DIR, so each layer ends with one ``Pull complete``, as ``docker pull`` shows.
-    """
-
-    def __init__(self, sink: ProgressSink) -> None:
-        self.sink = sink
-
-    def emit(self, event: ProgressEvent) -> None:
-        """Pass the event on unless it is a layer's registration step."""
-        if event.is_message or event.status not in (EXTRACTING, PULL_COMPLETE):
-            self.sink.emit(event)
