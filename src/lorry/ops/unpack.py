@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lorry.digest import Digest, Verifier
 from lorry.errors import IntegrityError, InvalidInputError
+from lorry.ops.unpack_ahead import OpenedAhead
 from lorry.progress import ByteThrottle
 from lorry.rootfs.apply import Tree
 from lorry.rootfs.idmap import IdMap
@@ -186,7 +187,8 @@ def apply_layers(
     ids: IdMap | None = None,
 ) -> tuple[int, list[str]]:
     """Apply the layers bottom→top as ``chain`` yields them (it may wait for each: an unpack
-    that fetches); return how many and the warnings.
+    that fetches); return how many and the warnings. The next layer is opened, and its
+    read-ahead started, while one is applied (:class:`~lorry.ops.unpack_ahead.OpenedAhead`).
 
     DIR is created, and marked incomplete, only when the first layer is there to apply, so a
     source that fails before then leaves DIR as it was. Each layer's DiffID is recorded as
@@ -197,21 +199,28 @@ def apply_layers(
     marker: Path | None = None
     tree: Tree | None = None
     count = 0
+
+    def open_checked(layer: Layer) -> LayerReader:
+        refuse_bad(layer)
+        heard = None if how.on_bytes is None else functools.partial(how.on_bytes, layer)
+        return open_layer(store, layer, heard)
+
     with store.hold():
-        for layer in chain:
-            refuse_bad(layer)
-            if tree is None:
-                marker = _prepare(dest, force)
-                tree = Tree(os.fspath(dest), ids=ids or IdMap())
-            if how.on_start is not None:
-                how.on_start(layer)
-            heard = None if how.on_bytes is None else functools.partial(how.on_bytes, layer)
-            reader = open_layer(store, layer, heard)
-            found, size = apply_layer(tree, reader, f"layer {layer.blob_digest}")
-            store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
-            count += 1
-            if how.on_layer is not None:
-                how.on_layer(layer)
+        opened = OpenedAhead(chain, open_checked, LayerReader.close, name="open layers")
+        try:
+            for layer, reader in opened:
+                if tree is None:
+                    marker = _prepare(dest, force)
+                    tree = Tree(os.fspath(dest), ids=ids or IdMap())
+                if how.on_start is not None:
+                    how.on_start(layer)
+                found, size = apply_layer(tree, reader, f"layer {layer.blob_digest}")
+                store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
+                count += 1
+                if how.on_layer is not None:
+                    how.on_layer(layer)
+        finally:
+            opened.close()
     if tree is None:  # an image without layers: an empty tree
         marker = _prepare(dest, force)
         tree = Tree(os.fspath(dest), ids=ids or IdMap())
