@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from unpack_helpers import lorry, stored, tree
 
+from lorry.digest import Digest
 from lorry.testing.builder import BuiltImage
 from lorry.testing.pytest_plugin import ImageBuilder
 from lorry.testing.registry import RegistryServer
@@ -19,7 +20,7 @@ from lorry.testing.skopeo import push_layout
 
 pytestmark = pytest.mark.integration
 
-NOT_FOUND, INVALID = 3, 2
+NOT_FOUND, INVALID, INTEGRITY = 3, 2, 4
 
 
 @pytest.fixture
@@ -157,3 +158,20 @@ def test_a_refused_dir_is_refused_before_the_source_is_read(
     assert code == INVALID and str(dest) in err and "--force" in err, err
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
     assert not root.exists() or lorry(root, capsys, "images", "-q")[1].strip() == ""
+
+
+def test_a_lying_layer_from_a_layout_fails_the_unpack_and_is_marked_bad(
+    image_builder: ImageBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lie = Digest.of(b"not the content of this layer")
+    built = image_builder(layers=3, seed=1111, claimed_diff_ids={1: lie})
+    root, dest = tmp_path / "store", tmp_path / "rootfs"
+    source = f"oci:{built.layout}:{built.tag}"
+    code, out, err = lorry(root, capsys, "unpack", "-q", source, str(dest))
+    assert code == INTEGRITY and not out and err.count("\n") == 1, err
+    assert str(built.layer_digests[1]) in err and str(lie) in err and "marked bad" in err, err
+    assert (tmp_path / ".rootfs.lorry-incomplete").exists()  # never looks like a good tree
+    # the layer is known bad now: a second try applies nothing from it, whatever --force says
+    code, _, err = lorry(root, capsys, "unpack", "-q", "--force", source, str(dest))
+    assert code == INTEGRITY and "marked bad" in err, err
+    assert (tmp_path / ".rootfs.lorry-incomplete").exists()
