@@ -232,18 +232,26 @@ class Response:
         if longer:
             self.close()
 
+    def _complete(self) -> None:
+        """Tell http.client a body whose every byte was read is over, so the connection can
+        be reused: an empty body (HEAD, 204) is complete once "read", and ``read1`` at the end
+        of a body returns b"" without closing it (every blob took a new connection)."""
+        if not self._raw.isclosed() and self._raw.length == 0:
+            self._raw.read()
+
     def _finish(self) -> None:
         """The body was read to the end: keep the connection if the server allows it."""
         conn, self._conn = self._conn, None
         self._timer.disarm()
         if conn is not None:
+            self._complete()
             keep = self._raw.isclosed() and not self._raw.will_close
             self._pool.release(self._origin, conn, reuse=keep)
 
     def close(self) -> None:
         """Release the connection; an unread body means it cannot be reused."""
-        if self._conn is not None and not self._raw.isclosed() and self._raw.length == 0:
-            self._raw.read()  # an empty body (HEAD, 204) is complete once "read"
+        if self._conn is not None:
+            self._complete()
         conn, self._conn = self._conn, None
         self._timer.disarm()
         if conn is not None:
