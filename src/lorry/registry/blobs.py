@@ -84,7 +84,9 @@ class BlobReader:
         Bytes that arrived before a connection failed are returned first; the failure is
         raised by the next call, so :attr:`position` is exactly where to resume. Asked for all
         the rest (``n`` < 0), a failure is raised at once: a prefix is not what was asked for,
-        and returned it would look like a complete but corrupt blob.
+        and returned it would look like a complete but corrupt blob. The socket's pieces are
+        joined once (growing a buffer and copying it out cost a pull of many small layers
+        about a quarter of its download threads' CPU).
         """
         if self._failed is not None:
             exc, self._failed = self._failed, None
@@ -92,32 +94,33 @@ class BlobReader:
         if self._resp is None:
             return b""
         want = n if n >= 0 else 1 << 62
-        buf = bytearray()
-        while len(buf) < want:
+        parts: list[bytes] = []
+        got = 0
+        while got < want:
             try:
-                data = self._resp.read1(min(want - len(buf), CHUNK_SIZE))
+                data = self._resp.read1(min(want - got, CHUNK_SIZE))
             except LorryError as exc:
                 self.close()
-                failure = type(exc)(
-                    f"{exc} (at byte {self.position + len(buf)})", status=exc.status
-                )
+                failure = type(exc)(f"{exc} (at byte {self.position + got})", status=exc.status)
                 failure.__cause__ = exc
-                if not buf or n < 0:
+                if not parts or n < 0:
                     raise failure from exc
                 self._failed = failure
                 break
             if not data:
                 break
-            buf += data
-        if not buf:
+            parts.append(data)
+            got += len(data)
+        if not parts:
             self._end()
             return b""
-        self.position += len(buf)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.position += got
         if self._verifier is not None:
-            self._verifier.update(buf)
+            self._verifier.update(data)
         if n < 0 and self._failed is None:
             self._end()
-        return bytes(buf)
+        return data
 
     def _end(self) -> None:
         """The body ended: check its length and, with a verifier, its digest."""
