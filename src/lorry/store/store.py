@@ -78,6 +78,14 @@ class Store:
         self.close()
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the database changes inside one transaction: one commit (an fsync) instead of
+        one each, all or nothing. Only database changes belong inside: a blob write waits for
+        file locks, which must never be waited for while holding the database's write lock."""
+        with self.db.tx():
+            yield
+
+    @contextmanager
     def hold(self, on_wait: WaitHook | None = None) -> Iterator[None]:
         """Keep a concurrent prune out while content is written but not yet referenced.
 
