@@ -38,7 +38,6 @@ from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import Descriptor, Index, Manifest
 from lorry.ops.blob_move import COPY_WORDS, BlobCopy, Words
 from lorry.ops.blocking import run_blocking
-from lorry.ops.copy_endpoints import open_destination, open_source
 from lorry.ops.layer_chain import LayerDownloads, copy_layer_chains, download_manager
 from lorry.ops.resolve import Resolved, choose, verify_top
 from lorry.ops.session import SessionLease, SessionOptions, lease_session
@@ -321,6 +320,10 @@ async def copy(
     ``session`` is borrowed (never closed); without one, a session is opened with
     ``session_options`` for this copy. ``store`` is the local store ``lorry:`` names.
     """
+    # Here, not at import: it loads every transport, and pull (which imports this module)
+    # needs only the registry and the store.
+    from lorry.ops.copy_endpoints import open_destination, open_source
+
     src_ref, dst_ref = parse_transport(src), parse_transport(dst)
     lease = lease_session(session, session_options)
     try:
