@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lorry.errors import DiskFullError, StoreError
 
-__all__ = ["atomic_write", "fsync_dir", "os_error", "tmp_name"]
+__all__ = ["atomic_write", "fsync_dir", "os_error", "size_or_zero", "tmp_name"]
 
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -59,3 +59,11 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise os_error(exc, "writing", path) from exc
+
+
+def size_or_zero(path: Path | str) -> int:
+    """The file's size; 0 when it does not exist (what deleting it frees)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

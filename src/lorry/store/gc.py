@@ -9,13 +9,12 @@ store with less garbage, never a dangling row.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from lorry.digest import Digest
-from lorry.errors import InvalidInputError
-from lorry.store.fsutil import os_error
-from lorry.store.locks import FileLock, WaitHook
+from lorry.store.fsutil import size_or_zero
+from lorry.store.ingest import remove_leftovers
+from lorry.store.locks import WaitHook
 from lorry.store.store import Store
 
 __all__ = ["PruneReport", "prune", "remove_stale_ingests"]
@@ -44,7 +43,7 @@ def prune(store: Store, *, on_wait: WaitHook | None = None) -> PruneReport:
         for digest in list(store.content.walk()):
             if str(digest) in keep:
                 continue
-            size = _size(store.layout.blob(digest))
+            size = size_or_zero(store.layout.blob(digest))
             if store.content.delete(digest):
                 report.blobs.append(digest)
                 report.freed += size
@@ -61,35 +60,6 @@ def _live_blobs(store: Store) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def _size(path: os.PathLike[str]) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-
-
 def remove_stale_ingests(store: Store) -> tuple[list[Digest], int]:
     """Delete partial data and lock files nobody is writing; return digests and bytes freed."""
-    gone: list[Digest] = []
-    freed = 0
-    for alg_dir in sorted(store.layout.ingest.iterdir()):
-        names = {n.rsplit(".", 1)[0] for n in os.listdir(alg_dir) if not n.startswith(".")}
-        for hexpart in sorted(names):
-            try:
-                digest = Digest(alg_dir.name, hexpart)
-            except InvalidInputError:
-                continue
-            lock = FileLock(store.layout.ingest_lock(digest))
-            if not lock.acquire(blocking=False):
-                continue  # a live writer: keep it
-            data = store.layout.ingest_data(digest)
-            try:
-                size = _size(data)
-                data.unlink(missing_ok=True)
-            except OSError as exc:
-                raise os_error(exc, "deleting", data) from exc
-            finally:
-                lock.release(unlink=True)
-            gone.append(digest)
-            freed += size
-    return gone, freed
+    return remove_leftovers(store.layout)

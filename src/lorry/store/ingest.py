@@ -28,13 +28,14 @@ import os
 from pathlib import Path
 
 from lorry.digest import Digest, Verifier
-from lorry.errors import IntegrityError, StoreError
-from lorry.store.fsutil import fsync_dir, os_error
+from lorry.errors import IntegrityError, InvalidInputError, StoreError
+from lorry.store.fsutil import fsync_dir, os_error, size_or_zero
 from lorry.store.locks import FileLock, WaitHook
 from lorry.store.protocols import BlobInfo, IngestTarget
+from lorry.store.root import StoreLayout
 from lorry.streams import DiffIDTap, compression_for
 
-__all__ = ["READ_CHUNK", "IngestWriter"]
+__all__ = ["READ_CHUNK", "IngestWriter", "remove_leftovers"]
 
 #: Read size when re-hashing partial data or reading blobs (1 MiB reads are twice as cheap).
 READ_CHUNK = 1 << 20
@@ -221,3 +222,45 @@ class IngestWriter:
             with contextlib.suppress(OSError):  # if it stays longer, a resume fails the digest
                 os.ftruncate(self._fd, self.offset)
                 os.lseek(self._fd, self.offset, os.SEEK_SET)
+
+
+def remove_leftovers(
+    layout: StoreLayout, *, committed_only: bool = False
+) -> tuple[list[Digest], int]:
+    """Delete the partial data and lock files of ingests nobody is writing; return their
+    digests and the bytes freed.
+
+    ``committed_only`` keeps the partial data of blobs not yet committed (a later copy resumes
+    from it) and removes only what a blob already in ``blobs/`` left behind: a kill between
+    the commit's rename and the lock file's unlink leaves that lock, and a later copy finds
+    the blob present and never opens a writer that would remove it.
+    """
+    gone: list[Digest] = []
+    freed = 0
+    if not layout.ingest.is_dir():
+        return gone, freed
+    for alg_dir in sorted(layout.ingest.iterdir()):
+        if not alg_dir.is_dir():
+            continue
+        names = {n.rsplit(".", 1)[0] for n in os.listdir(alg_dir) if not n.startswith(".")}
+        for hexpart in sorted(names):
+            try:
+                digest = Digest(alg_dir.name, hexpart)
+            except InvalidInputError:
+                continue
+            if committed_only and not layout.blob(digest).is_file():
+                continue
+            lock = FileLock(layout.ingest_lock(digest))
+            if not lock.acquire(blocking=False):
+                continue  # a live writer: keep it
+            data = layout.ingest_data(digest)
+            try:
+                size = size_or_zero(data)
+                data.unlink(missing_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "deleting", data) from exc
+            finally:
+                lock.release(unlink=True)
+            gone.append(digest)
+            freed += size
+    return gone, freed

@@ -36,6 +36,7 @@ from lorry.errors import (
 from lorry.oci import MAX_MANIFEST_SIZE, Descriptor, parse_manifest
 from lorry.oci._json import parse_json
 from lorry.store.fsutil import atomic_write, os_error
+from lorry.store.ingest import remove_leftovers
 from lorry.transports.files import DirectoryBlobs, FileBlobStream, write_blob
 from lorry.transports.protocols import BlobOpener, BlobStream, DestinationProperties, WaitHook
 
@@ -317,10 +318,12 @@ class OciLayoutDestination:
         write_blob(self._blobs.writer(desc, on_wait), open_at)
 
     def _tidy_ingest(self) -> None:
-        """Remove lorry's partial-data directories when they hold nothing."""
+        """Remove what committed blobs left in lorry's partial-data directory (a lock file a
+        kill left behind), then the directories when they hold nothing."""
         root = self.path / INGEST_DIR
         if not root.is_dir():
             return
+        remove_leftovers(self._blobs.layout, committed_only=True)
         with contextlib.suppress(OSError):
             for sub in root.iterdir():
                 with contextlib.suppress(OSError):

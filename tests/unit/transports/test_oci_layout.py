@@ -17,6 +17,7 @@ from lorry import mediatypes as mt
 from lorry.digest import Digest
 from lorry.errors import IntegrityError, InvalidInputError, NotFoundError
 from lorry.oci import Descriptor, Index, Manifest, parse_manifest
+from lorry.store.locks import FileLock
 from lorry.testing.builder import BuiltImage, LayerSpec, build_image
 from lorry.testing.skopeo import SKOPEO_BINARY, skopeo_copy
 from lorry.transports.oci_archive import OciArchiveDestination, OciArchiveSource
@@ -429,3 +430,34 @@ def test_blobs_written_at_once_into_one_layout_do_not_trip_over_each_other(
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, range(len(blobs))))
         assert all(dst.reuse_blob(d) for d in descs)
+
+
+def test_a_lock_a_kill_left_behind_a_committed_blob_is_removed_by_the_next_copy(
+    tmp_path: Path,
+) -> None:
+    built = _build(tmp_path / "src")
+    dest = tmp_path / "dest"
+    copy_image(OciLayoutSource(built.layout, None, "x"), OciLayoutDestination(dest, "a", "x"))
+    # killed between a commit's rename and the lock file's unlink, in an earlier copy
+    ingest = dest / INGEST_DIR / "sha256"
+    ingest.mkdir(parents=True)
+    left = ingest / f"{built.layer_digests[0].encoded}.lock"
+    left.write_bytes(b"")
+    # another copy's partial data of a blob not in the layout is kept for its resume
+    other = Digest.of(b"a blob some other copy was writing")
+    partial = ingest / f"{other.encoded}.data"
+    partial.write_bytes(b"a blob some")
+    copy_image(OciLayoutSource(built.layout, None, "x"), OciLayoutDestination(dest, "b", "x"))
+    assert not left.exists()
+    assert partial.read_bytes() == b"a blob some"
+    partial.unlink()
+    # a lock some live writer holds on a committed blob is left alone
+    held = FileLock(ingest / f"{built.layer_digests[1].encoded}.lock")
+    assert held.acquire(blocking=False)
+    try:
+        copy_image(OciLayoutSource(built.layout, None, "x"), OciLayoutDestination(dest, "c", "x"))
+        assert held.path.exists()
+    finally:
+        held.release(unlink=True)
+    copy_image(OciLayoutSource(built.layout, None, "x"), OciLayoutDestination(dest, "d", "x"))
+    assert not (dest / INGEST_DIR).exists()
