@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lorry.digest import Digest, Verifier
+from lorry.digest import ChainID, DiffID, Digest, Verifier
 from lorry.errors import IntegrityError, InvalidInputError
 from lorry.ops.unpack_ahead import OpenedAhead
 from lorry.progress import ByteThrottle
@@ -192,13 +192,15 @@ def apply_layers(
 
     DIR is created, and marked incomplete, only when the first layer is there to apply, so a
     source that fails before then leaves DIR as it was. Each layer's DiffID is recorded as
-    found (:meth:`~lorry.store.layers.LayerStore.record_check`: a mismatch marks it bad and
-    raises, naming both).
+    found (:meth:`~lorry.store.layers.LayerStore.record_check`): a mismatch at once (it marks
+    the layer bad and raises, naming both), the matches in one transaction once every layer is
+    in (a failed unpack leaves them unrecorded: the next inflate checks them again).
     """
     how = hooks or UnpackHooks()
     marker: Path | None = None
     tree: Tree | None = None
     count = 0
+    matched: list[tuple[ChainID, DiffID, int]] = []
 
     def open_checked(layer: Layer) -> LayerReader:
         refuse_bad(layer)
@@ -215,12 +217,18 @@ def apply_layers(
                 if how.on_start is not None:
                     how.on_start(layer)
                 found, size = apply_layer(tree, reader, f"layer {layer.blob_digest}")
-                store.layers.record_check(layer.chain_id, found, size)  # bad: raises, names both
+                if found == layer.diff_id:
+                    matched.append((layer.chain_id, found, size))
+                else:  # marked bad at once; raises, naming both
+                    store.layers.record_check(layer.chain_id, found, size)
                 count += 1
                 if how.on_layer is not None:
                     how.on_layer(layer)
         finally:
             opened.close()
+        with store.transaction():  # one commit for every layer found good, not one each
+            for chain_id, found, size in matched:
+                store.layers.record_check(chain_id, found, size)
     if tree is None:  # an image without layers: an empty tree
         marker = _prepare(dest, force)
         tree = Tree(os.fspath(dest), ids=ids or IdMap())

@@ -13,6 +13,7 @@ import pytest
 from unpack_helpers import lorry, stored, tree
 
 from lorry.digest import Digest
+from lorry.store import Store
 from lorry.testing.builder import BuiltImage
 from lorry.testing.pytest_plugin import ImageBuilder
 from lorry.testing.registry import RegistryServer
@@ -64,6 +65,11 @@ def test_unpack_from_an_oci_layout_is_the_stored_tree(
     # the image stays in the store, untagged; every layer's DiffID was checked on the way
     code, out, _ = lorry(root, capsys, "images", "-q")
     assert code == 0 and out.strip(), out
+    with Store.open(root) as store:  # the copy took the config's claims; the unpack checked them
+        image = store.images.get(built.config_digest)
+        assert image.top_layer is not None
+        layers = store.layers.chain(image.top_layer)
+        assert len(layers) == 3 and all(layer.verified for layer in layers)
     assert lorry(root, capsys, "fsck", "--deep")[0] == 0
     # a second unpack from the same layout fetches nothing and gives the same tree
     again = tmp_path / "again"
