@@ -66,7 +66,7 @@ def _hidden(path: str, gone: set[str], opaque: set[str]) -> bool:
 def export_from_store(store: Store, image_id: Digest, out: BinaryIO) -> int:
     """Write the image's flattened filesystem to ``out`` as a tar; return the entries written."""
     image = store.images.get(image_id)
-    chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
+    chain = store.layers.chain(image.top_layer)
     written: set[str] = set()
     gone: set[str] = set()
     opaque: set[str] = set()

@@ -170,7 +170,7 @@ def unpack_from_store(
     ``ids`` shifts owners (as root). Every layer is checked before DIR is touched.
     """
     image = store.images.get(image_id)
-    chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
+    chain = store.layers.chain(image.top_layer)
     for layer in chain:
         refuse_bad(layer)
     layers, warnings = apply_layers(store, chain, dest, force=force, hooks=hooks, ids=ids)

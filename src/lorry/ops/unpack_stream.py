@@ -157,7 +157,7 @@ async def fetch_and_unpack(
                             downloads=downloads,
                         )
                         image = into.images[0]  # one platform was chosen: one image
-                        chain = await anyio.to_thread.run_sync(_chain, store, image.top_layer)
+                        chain = await anyio.to_thread.run_sync(store.layers.chain, image.top_layer)
                         arrivals.finish(image.id, chain)
                     except Exception as exc:  # reported below: anyio would wrap it in a group
                         failures.append(exc)
@@ -182,11 +182,6 @@ async def fetch_and_unpack(
         raise failures[0]
     ((count, warnings),) = applied
     return UnpackResult(arrivals.image_id, count, warnings)
-
-
-def _chain(store: Store, top: ChainID | None) -> list[Layer]:
-    """The stored chain under ``top``, bottom→top."""
-    return store.layers.chain(top) if top is not None else []
 
 
 class _FetchLines:

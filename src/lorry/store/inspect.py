@@ -79,8 +79,6 @@ def find_image(store: Store, text: str) -> tuple[Digest, Ref | None]:
 def image_size(store: Store, image_id: Digest) -> int:
     """The uncompressed size of the image's layers, in bytes."""
     image = store.images.get(image_id)
-    if image.top_layer is None:
-        return 0
     return sum(layer.size for layer in store.layers.chain(image.top_layer))
 
 

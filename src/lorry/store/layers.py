@@ -248,8 +248,9 @@ class LayerStore:
             raise NotFoundError(f"layer {chain_id} does not exist in the store")
         return layer
 
-    def chain(self, top: Digest) -> list[Layer]:
-        """The stack ending at ``top``, bottom layer first; NotFoundError when missing."""
+    def chain(self, top: Digest | None) -> list[Layer]:
+        """The stack ending at ``top``, bottom layer first (empty for None: an image without
+        layers); NotFoundError when missing."""
         out: list[Layer] = []
         cur: Digest | None = top
         while cur is not None:

@@ -38,7 +38,7 @@ def verify_image(store: Store, image_id: Digest) -> VerifyReport:
     config = store.images.config(image_id)  # read back by digest: its bytes are checked below
     if not store.content.is_sound(image_id, store.content.info(image_id).size):
         report.errors.append(f"image config {image_id} does not hash to its digest")
-    chain = store.layers.chain(image.top_layer) if image.top_layer is not None else []
+    chain = store.layers.chain(image.top_layer)
     if [layer.diff_id for layer in chain] != diff_ids_of(config):
         report.errors.append(f"image {image_id}: its layers do not match its config's DiffIDs")
     for layer in chain:

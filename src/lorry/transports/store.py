@@ -192,10 +192,9 @@ class StoreDestination:
         image = self.store.images.find(manifest.config.digest)
         if image is None:
             return False
-        if image.top_layer is not None:
-            for layer in self.store.layers.chain(image.top_layer):
-                if layer.bad_diff_id is not None or (self.verify_diff_ids and not layer.verified):
-                    return False
+        for layer in self.store.layers.chain(image.top_layer):
+            if layer.bad_diff_id is not None or (self.verify_diff_ids and not layer.verified):
+                return False
         return all(self.reuse_blob(d) for d in [manifest.config, *manifest.layers])
 
     def known_diff_id(self, blob: Digest, claim: DiffID | None = None) -> DiffID | None:

@@ -114,7 +114,7 @@ def build_manifest(store: Store, image_id: Digest) -> Manifest:
     Docker schema2 when the config or any layer has a Docker media type, else OCI.
     """
     image = store.images.get(image_id)
-    chain = store.layers.chain(image.top_layer) if image.top_layer else []
+    chain = store.layers.chain(image.top_layer)
     info = store.content.info(image_id)
     docker = info.media_type == mt.DOCKER_CONFIG or any(
         layer.media_type.startswith("application/vnd.docker.") for layer in chain

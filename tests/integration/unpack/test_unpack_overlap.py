@@ -64,6 +64,36 @@ class _Releaser(threading.Thread):
         return len(list(self.dest.iterdir())) if self.dest.is_dir() else 0
 
 
+def _unpack_held(
+    hold: Stall | HoldRequest,
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+    dest: Path,
+    *args: str,
+    more_than: int = 0,
+) -> tuple[int, str, str, bool]:
+    """``lorry unpack -q ARGS`` while :class:`_Releaser` watches ``dest`` for ``hold``; exit
+    code, stdout, stderr, and whether the lower layers were in DIR while it was held."""
+    watcher = _Releaser(hold, dest, more_than)
+    watcher.start()
+    try:
+        code, out, err = lorry(root, capsys, "unpack", "-q", *args, str(dest))
+    finally:
+        hold.release()
+        watcher.join()
+    return code, out, err, watcher.in_time
+
+
+def _stored_tree(
+    built: BuiltImage, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, tuple[object, ...]]:
+    """The tree an unpack of ``built`` from a store gives."""
+    root = tmp_path / "ref-store"
+    ref = stored(built, root, capsys, "ref")
+    assert lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "ref"))[0] == 0
+    return tree(tmp_path / "ref")
+
+
 def test_lower_layers_are_in_dir_while_the_top_one_is_still_fetched(
     built: BuiltImage,
     registry: RegistryServer,
@@ -76,23 +106,13 @@ def test_lower_layers_are_in_dir_while_the_top_one_is_still_fetched(
     stall = Stall(after_bytes=0, seconds=HOLD)
     proxy.add(Fault(path=f"/blobs/{top}$", action=stall))
     dest = tmp_path / "rootfs"
-    watcher = _Releaser(stall, dest)
-    watcher.start()
-    try:
-        code, out, err = lorry(tmp_path / "store", capsys, "unpack", "-q", source, str(dest))
-    finally:
-        stall.release()
-        watcher.join()
+    code, out, err, in_time = _unpack_held(stall, tmp_path / "store", capsys, dest, source)
     assert code == 0, err
     assert "(3 layers)" in out
-    assert watcher.in_time, "no layer was in DIR while the top layer was held"
+    assert in_time, "no layer was in DIR while the top layer was held"
     # ... by the one request that fetched it (not one a stall watchdog gave up on)
     assert [r.status for r in proxy.requests if r.path.endswith(str(top))] == [200]
-    # the tree is the one an unpack of the stored image gives
-    root = tmp_path / "ref-store"
-    ref = stored(built, root, capsys, "ref")
-    assert lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "ref"))[0] == 0
-    assert tree(dest) == tree(tmp_path / "ref")
+    assert tree(dest) == _stored_tree(built, tmp_path, capsys)
     assert lorry(tmp_path / "store", capsys, "fsck", "--deep")[0] == 0
 
 
@@ -116,15 +136,17 @@ def test_a_fetch_failing_after_some_layers_leaves_dir_unfinished_and_force_compl
     dest.mkdir()
     (dest / "mine.txt").write_text("the user's")
     store = tmp_path / "store"
-    watcher = _Releaser(hold, dest, more_than=1)  # mine.txt is there already
-    watcher.start()
-    try:
-        code, out, err = lorry(store, capsys, "unpack", "-q", "--force", source, str(dest))
-    finally:
-        hold.release()
-        watcher.join()
+    code, out, err, in_time = _unpack_held(
+        hold,
+        store,
+        capsys,
+        dest,
+        "--force",
+        source,
+        more_than=1,  # mine.txt is there already
+    )
     assert code != 0 and not out, out
-    assert watcher.in_time, "no layer was in DIR while the top layer was held"
+    assert in_time, "no layer was in DIR while the top layer was held"
     assert err.count("\n") == 1 and err.startswith("lorry: error: ") and top.hex[:12] in err, err
     assert gone.hits >= 1
     assert (tmp_path / ".rootfs.lorry-incomplete").exists()
@@ -137,10 +159,6 @@ def test_a_fetch_failing_after_some_layers_leaves_dir_unfinished_and_force_compl
     assert code == 0, err
     assert not (tmp_path / ".rootfs.lorry-incomplete").exists()
     assert (dest / "mine.txt").read_text() == "the user's"
-    root = tmp_path / "ref-store"
-    ref = stored(built, root, capsys, "ref")
-    assert lorry(root, capsys, "unpack", "-q", ref, str(tmp_path / "ref"))[0] == 0
-    expected = tree(tmp_path / "ref")
     got = tree(dest)
     del got["mine.txt"]
-    assert got == expected
+    assert got == _stored_tree(built, tmp_path, capsys)
