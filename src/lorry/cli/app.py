@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from lorry._version import __version__
+from lorry.cli import heap
 from lorry.errors import LorryError, exit_code
 from lorry.settings import Settings, load
 
@@ -121,6 +122,7 @@ class _LazyGroup(click.Group):
         module = COMMAND_MODULES.get(cmd_name)
         if module is not None and cmd_name not in self.commands:
             importlib.import_module(module)
+        heap.freeze_loaded()
         return super().get_command(ctx, cmd_name)
 
 

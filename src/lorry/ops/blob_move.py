@@ -31,7 +31,7 @@ import anyio.to_thread
 from lorry.digest import DiffID
 from lorry.errors import CancelledError, IntegrityError, UnavailableError
 from lorry.oci import Descriptor
-from lorry.ops.blob_stream import BlobFetch, Emit, thread_emitter
+from lorry.ops.blob_stream import BlobFetch, Emit, thread_emitter, thread_poster
 from lorry.ops.session import SessionLease
 from lorry.progress import ByteThrottle, ProgressEvent
 from lorry.transfer import TransferProgress, statuses, upload_key
@@ -93,11 +93,17 @@ class BlobMove:
     async def run(self, progress: TransferProgress) -> str:
         """Reuse or send the blob in a worker thread; report and return the final status."""
         emit = thread_emitter(progress)
+        post = thread_poster()
         finished = threading.Event()
         with ExitStack() as exempt:
+            settled = False
+
+            def exempt_rest() -> None:  # on the loop: unless the attempt is already over
+                if not settled:
+                    exempt.enter_context(progress.exempt())
 
             def on_end() -> None:  # the destination now checks and commits: no bytes flow
-                anyio.from_thread.run_sync(exempt.enter_context, progress.exempt())
+                post(exempt_rest)
 
             try:
                 status = await anyio.to_thread.run_sync(
@@ -108,6 +114,8 @@ class BlobMove:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(finished.wait, _ABORT_WAIT)
                 raise
+            finally:
+                settled = True
         progress.emit(ProgressEvent(self.line_id, status))
         return status
 

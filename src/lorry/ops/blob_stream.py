@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Generator
+from functools import partial
 
 import anyio.from_thread
 
@@ -22,7 +23,7 @@ from lorry.progress import ProgressEvent
 from lorry.transfer.protocols import TransferProgress
 from lorry.transports import BlobStream
 
-__all__ = ["MAX_RECONNECTS", "BlobFetch", "Emit", "StreamOpener", "thread_emitter"]
+__all__ = ["MAX_RECONNECTS", "BlobFetch", "Emit", "StreamOpener", "thread_emitter", "thread_poster"]
 
 #: Posts a progress event from the worker thread to the event loop.
 Emit = Callable[[ProgressEvent], None]
@@ -94,22 +95,37 @@ class BlobFetch:
         return stream
 
 
-def thread_emitter(progress: TransferProgress) -> Emit:
-    """A thread-side ``emit`` that queues the event on the event loop without waiting for it.
+def thread_poster() -> Callable[[Callable[[], object]], None]:
+    """A thread-side ``post(call)`` that queues ``call()`` on the event loop without waiting.
 
-    A blocking hop per event (``anyio.from_thread.run_sync``) makes the byte path wait for the
-    event loop to win the GIL for every 512 KiB; queueing keeps the order and never blocks.
-    Call it on the event loop; use the result in the worker thread.
+    A blocking hop (``anyio.from_thread.run_sync``) makes the byte path wait for the event
+    loop to win the GIL; queueing keeps the order (calls run in the order posted, before the
+    worker's own result is delivered) and never blocks. Call it on the event loop; use the
+    result in the worker thread.
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio: hop the portable, blocking way
         loop = None
 
-    def emit(event: ProgressEvent) -> None:
+    def post(call: Callable[[], object]) -> None:
         if loop is None:
-            anyio.from_thread.run_sync(progress.emit, event)
+            anyio.from_thread.run_sync(call)
         else:
-            loop.call_soon_threadsafe(progress.emit, event)
+            loop.call_soon_threadsafe(call)
+
+    return post
+
+
+def thread_emitter(progress: TransferProgress) -> Emit:
+    """A thread-side ``emit`` that queues the event on the event loop (:func:`thread_poster`).
+
+    A blocking hop per event cost the byte path a wait for the GIL every 512 KiB. Call it on
+    the event loop; use the result in the worker thread.
+    """
+    post = thread_poster()
+
+    def emit(event: ProgressEvent) -> None:
+        post(partial(progress.emit, event))
 
     return emit

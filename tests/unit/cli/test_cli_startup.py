@@ -58,3 +58,31 @@ def test_unpack_of_a_stored_image_imports_no_copy_engine(tmp_path: Path) -> None
 def run_lorry(*argv: str) -> int:
     """``python -m lorry`` in a child process; its exit code."""
     return subprocess.run([sys.executable, "-m", "lorry", *argv], check=False).returncode
+
+
+_GC_PROBE = """
+import gc, sys
+from lorry.cli import heap, run
+before = gc.isenabled()
+if sys.argv[1] == "console":
+    heap.hold_while_loading()
+code = run(sys.argv[2:])
+print(repr((before, code, gc.isenabled(), gc.get_freeze_count() > 0)))
+"""
+
+
+def _collector(mode: str, *argv: str) -> tuple[bool, int, bool, bool]:
+    out = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, mode, *argv], capture_output=True, text=True, check=True
+    ).stdout
+    return ast.literal_eval(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_the_console_script_collects_again_once_the_command_is_loaded(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    assert _collector("console", "--root", root, "images", "-q") == (True, 0, True, True)
+
+
+def test_a_library_caller_s_collector_is_left_alone(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    assert _collector("library", "--root", root, "images", "-q") == (True, 0, True, False)

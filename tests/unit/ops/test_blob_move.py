@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,3 +132,40 @@ def test_waiting_for_another_writer_is_said(source: _Source) -> None:
     )
     assert status == "Copied"
     assert [s for s, _ in events].count("Waiting") == 2  # every 50 polls
+
+
+class _ExemptCounting(_Progress):
+    """Counts the sections where no bytes are expected, and whether one is still open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = 0
+        self.open = 0
+
+    @contextmanager
+    def exempt(self) -> Iterator[None]:
+        self.entered += 1
+        self.open += 1
+        try:
+            yield
+        finally:
+            self.open -= 1
+
+
+class _SlowCommit(_Dest):
+    """Takes a while to commit once every byte is in, as a registry finishing an upload."""
+
+    def put_blob(
+        self, desc: Descriptor, open_at: BlobOpener, on_wait: WaitHook | None = None
+    ) -> None:
+        super().put_blob(desc, open_at, on_wait)
+        time.sleep(0.05)
+
+
+def test_the_commit_after_the_last_byte_is_exempt_from_the_stall_check_and_then_not(
+    source: _Source,
+) -> None:
+    progress = _ExemptCounting()
+    move = BlobMove(cast(ImageSource, source), cast(ImageDestination, _SlowCommit()), DESC)
+    assert anyio.run(move.run, progress) == "Copied"
+    assert (progress.entered, progress.open) == (1, 0)
