@@ -3,7 +3,7 @@
 Settings come from three places, each overriding the one before (see ``docs/config.md``):
 
 1. ``lorry.toml`` — the file named by ``$LORRY_CONFIG``, else ``lorry.toml`` in the user config
-   directory (``platformdirs``; a missing default file means all defaults);
+   directory (XDG on Linux, :mod:`lorry.userdirs`; a missing default file means all defaults);
 2. ``LORRY_*`` environment variables;
 3. command-line flags, through :meth:`Settings.with_overrides`.
 
@@ -15,7 +15,6 @@ line naming where the value came from (the file or variable), the key and the ru
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,9 +22,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-import platformdirs
-
 from lorry.errors import InvalidInputError
+from lorry.userdirs import user_config_dir
 
 __all__ = [
     "CONFIG_ENV",
@@ -118,7 +116,7 @@ class Settings:
 
 def default_config_path() -> Path:
     """``lorry.toml`` in the user config directory."""
-    return platformdirs.user_config_path("lorry", appauthor=False) / "lorry.toml"
+    return user_config_dir("lorry") / "lorry.toml"
 
 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -143,16 +141,21 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
 def _read_toml(file: Path, *, required: bool) -> dict[str, Any] | None:
     """The parsed file, or None when an optional file does not exist."""
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        data = file.read_bytes()
     except FileNotFoundError:
         if required:
             raise InvalidInputError(f"{file}: configuration file not found") from None
         return None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInputError(f"{file}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise InvalidInputError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    import tomllib  # here, not at import: most runs have no file (start-up time)
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{file}: invalid TOML: not UTF-8 ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInputError(f"{file}: invalid TOML: {exc}") from None
 
 
 def _from_file(data: Mapping[str, Any], file: Path) -> dict[str, Any]:

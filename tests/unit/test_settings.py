@@ -175,6 +175,13 @@ def test_file_errors_name_the_file_the_key_and_the_rule(
     assert "\n" not in message
 
 
+def test_a_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.toml"
+    file.write_bytes(b'proxy = "http://caf\xe9:3128"\n')
+    with pytest.raises(InvalidInputError, match=r"latin1\.toml: invalid TOML: not UTF-8"):
+        load(file, env={})
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [

@@ -25,7 +25,6 @@ from lorry import mediatypes as mt
 from lorry.digest import ChainID, DiffID, Digest
 from lorry.errors import IntegrityError, NotFoundError, UnsupportedError
 from lorry.oci import MAX_CONFIG_SIZE, Descriptor, ImageConfig, Manifest, Schema1Manifest
-from lorry.oci.schema1_config import layers_to_fetch
 from lorry.ops.blob_move import PULL_WORDS, BlobMove
 from lorry.ops.resolve import Target
 from lorry.ops.session import SessionLease
@@ -324,6 +323,8 @@ def _check_types(manifest: Manifest) -> None:
 
 def _schema1_layers(source: ImageSource, manifest: Schema1Manifest) -> list[Descriptor]:
     """Descriptors of a schema1 image's layers; schema1 gives no sizes, so each is asked."""
+    from lorry.oci.schema1_config import layers_to_fetch  # schema1 only (start-up time)
+
     if not isinstance(source, RegistrySource):
         raise UnsupportedError(f"{source.name}: schema1 images come only from registries")
     out: list[Descriptor] = []

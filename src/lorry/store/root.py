@@ -13,11 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from lorry.digest import Digest
 from lorry.errors import InvalidInputError, StoreError
 from lorry.store.fsutil import atomic_write, os_error
+from lorry.userdirs import user_data_dir
 
 __all__ = ["FORMAT_FILE", "FORMAT_VERSION", "StoreLayout", "default_root", "resolve_root"]
 
@@ -32,7 +31,7 @@ def default_root() -> Path:
     env = os.environ.get("LORRY_ROOT")
     if env:
         return Path(env)
-    return platformdirs.user_data_path("lorry", appauthor=False) / "store"
+    return user_data_dir("lorry") / "store"
 
 
 def resolve_root(root: Path | str | None) -> Path:

@@ -21,7 +21,6 @@ from lorry import mediatypes as mt
 from lorry.digest import DiffID, Digest
 from lorry.errors import IntegrityError, InvalidInputError
 from lorry.oci import Descriptor, Manifest, Schema1Manifest, parse_manifest
-from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
 from lorry.platform import Platform, ranked
 from lorry.reference import Reference, parse_docker_ref
 from lorry.store import Image, Store
@@ -276,6 +275,8 @@ class StoreDestination:
     def _image(self, manifest: Manifest | Schema1Manifest, docs: list[Document]) -> Image:
         """The manifest's image: layers registered and checked against the config's DiffIDs."""
         if isinstance(manifest, Schema1Manifest):
+            from lorry.oci.schema1_config import config_from_schema1, layers_to_fetch
+
             pairs = self._rootfs(manifest, layers_to_fetch(manifest))
             raw = config_from_schema1(manifest, [d for d, _ in pairs])
             config = self.store.content.put_bytes(raw, media_type=mt.DOCKER_CONFIG).digest
