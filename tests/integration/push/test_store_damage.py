@@ -91,7 +91,15 @@ def test_a_corrupted_stored_manifest_is_an_error_not_another_digest(
 
 
 @pytest.mark.parametrize(
-    "damage", ["delete-layer", "truncate-layer", "flip-layer", "delete-config", "flip-config"]
+    "damage",
+    [
+        "delete-layer",
+        "truncate-layer",
+        "flip-layer",
+        "delete-config",
+        "truncate-config",
+        "flip-config",
+    ],
 )
 def test_pull_heals_a_damaged_store(
     registry: RegistryServer, image_builder, tmp_path: Path, capsys, damage: str
