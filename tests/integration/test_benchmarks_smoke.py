@@ -33,6 +33,8 @@ def test_benchmark_prints_its_figures_and_cleans_up(script: str, tmp_path: Path)
     lines = run_tiny(script, tmp_path)
     assert lines[0].startswith(f"{script} 'tiny' (3 layers, ")
     assert any(line.strip().startswith("ratio lorry/skopeo ") for line in lines)
+    if script == "pull":  # and the floor of any client on lorry's stack, in the same rounds
+        assert any(line.strip().startswith("(the stack's floor: ") for line in lines)
     doc = json.loads(lines[-1])
     assert (doc["benchmark"], doc["runs"], doc["warmup"]) == (script, 1, 0)
     # pull measures both verification modes against the same skopeo runs
