@@ -33,6 +33,29 @@ _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def process_umask() -> int | None:
+    """The process's umask, read from ``/proc/self/status`` (``os.umask`` would have to change
+    it to read it, under any other thread creating files); None where the kernel does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _has_default_acl(path: str) -> bool:
+    """True when ``path`` has a default ACL (it, not the umask, masks new files' modes) or the
+    question cannot be answered."""
+    try:
+        os.getxattr(path, "system.posix_acl_default")
+    except OSError as exc:
+        return exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
+    return True
+
+
 def _write_error(exc: OSError, where: str, root: str) -> StoreError:
     """One line for a write into DIR that the filesystem refused (full, read-only, denied)."""
     if exc.errno in _FULL:
@@ -76,9 +99,13 @@ class Tree:
     ids: IdMap = field(default_factory=IdMap)
     warnings: list[str] = field(default_factory=list)
     _dirs: dict[tuple[str, ...], tuple[int, float]] = field(default_factory=dict)
+    #: The umask while this layer is applied; None when unknown or when DIR has a default ACL
+    #: (its subdirectories inherit it), so that every file gets an fchmod.
+    _umask: int | None = None
 
     def apply(self, stream: IO[bytes], what: str) -> int:
         """Apply one uncompressed layer tar; return its entry count. Errors name layer + entry."""
+        self._umask = None if _has_default_acl(self.root) else process_umask()
         read: Callable[[int], Any] = getattr(stream, "read1", None) or stream.read
         tar = TarReader(read, what, self.limits.max_header)
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -217,11 +244,17 @@ class Tree:
 
     def _file(self, parent: int, parts: list[str], tar: TarReader, m: TarEntry) -> None:
         name = parts[-1]
+        mode = m.mode & 0o7777
+        # Created with its own mode when the umask keeps it whole and it has no setuid, setgid
+        # or sticky bit (those the kernel may drop at create or chown): one fchmod less a file.
+        umask = self._umask
+        at_create = umask is not None and mode & (0o7000 | umask) == 0
+        create_mode = mode if at_create else 0o600
         try:
-            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+            fd = os.open(name, _FILE_FLAGS, create_mode, dir_fd=parent)
         except FileExistsError:
             self._replace(parent, parts)
-            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+            fd = os.open(name, _FILE_FLAGS, create_mode, dir_fd=parent)
         try:
             write = os.write
             for piece in tar.data():
@@ -230,7 +263,8 @@ class Tree:
                     done += write(fd, memoryview(piece)[done:])
             if self.is_root:
                 os.fchown(fd, m.uid, m.gid)
-            os.fchmod(fd, m.mode & 0o7777)
+            if not at_create:
+                os.fchmod(fd, mode)
             if m.pax:
                 self._xattrs(fd, m)
             t = int(m.mtime * 1e9)
