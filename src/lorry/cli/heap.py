@@ -1,8 +1,8 @@
 """The ``lorry`` process's garbage collector: idle while modules load, and not at exit.
 
 Loading a command imports some 300 modules whose objects live as long as the process; the
-collector would walk them again and again while they load, and once more at exit (80 ms of a
-pull's run here). The console script turns it off while they load, then freezes what loaded
+collector would walk them again and again while they load, and once more at exit (35–60 ms of
+a pull's run here). The console script turns it off while they load, then freezes what loaded
 (frozen objects are never walked again) and turns it back on for the command's own garbage.
 Only :func:`lorry.cli.main` starts this: a library caller's collector is left alone.
 """
@@ -38,5 +38,4 @@ def freeze_loaded() -> None:
 def skip_final_walk() -> None:
     """Freeze everything just before the process exits, so the interpreter's last collection
     has nothing to walk (files and connections are closed by their owners before this)."""
-    freeze_loaded()
     gc.freeze()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
+from ops_helpers import wait_for
 
 from lorry.digest import ChainID, DiffID, Digest, chain_id
 from lorry.errors import LorryError, StoreError
@@ -43,13 +43,6 @@ def _start(arrivals: LayerArrivals) -> tuple[threading.Thread, list[Layer], list
     return thread, got, errors
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_layers_come_bottom_to_top_whatever_order_they_are_announced_in() -> None:
     chain = _chain(4)
     arrivals = LayerArrivals()
@@ -59,7 +52,7 @@ def test_layers_come_bottom_to_top_whatever_order_they_are_announced_in() -> Non
     time.sleep(0.05)
     assert got == []  # nothing without the bottom layer
     arrivals.announce(chain[0])
-    _wait_for(lambda: len(got) == 3)
+    wait_for(lambda: len(got) == 3)
     assert got == chain[:3]
     arrivals.finish(Digest.of(b"config"), chain)  # the top comes from the committed chain
     thread.join(5)
@@ -80,7 +73,7 @@ def test_a_failed_copy_wakes_the_waiting_reader() -> None:
     arrivals = LayerArrivals()
     thread, got, errors = _start(arrivals)
     arrivals.announce(chain[0])
-    _wait_for(lambda: len(got) == 1)
+    wait_for(lambda: len(got) == 1)
     arrivals.fail()
     thread.join(5)
     assert not thread.is_alive()
@@ -93,7 +86,7 @@ def test_a_committed_chain_that_is_not_what_was_applied_is_an_internal_error() -
     arrivals = LayerArrivals()
     thread, got, errors = _start(arrivals)
     arrivals.announce(_chain(1, "x")[0])
-    _wait_for(lambda: len(got) == 1)
+    wait_for(lambda: len(got) == 1)
     arrivals.finish(Digest.of(b"config"), _chain(2, "y"))
     thread.join(5)
     (error,) = errors

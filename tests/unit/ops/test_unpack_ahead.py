@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from ops_helpers import wait_for
 
 from lorry.errors import InvalidInputError
 from lorry.ops.unpack_ahead import OpenedAhead
@@ -36,13 +37,6 @@ class _Log:
     @staticmethod
     def close(opened: _Opened) -> None:
         opened.closed = True
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_items_come_in_order_each_opened_at_most_one_ahead() -> None:
@@ -77,7 +71,7 @@ def test_close_closes_what_was_opened_and_not_handed_out() -> None:
     ahead = OpenedAhead(range(10), log.open, log.close)
     for item, _ in ahead:
         if item == 2:
-            _wait_for(lambda: len(log.opened) == 4)  # 3 is opened meanwhile
+            wait_for(lambda: len(log.opened) == 4)  # 3 is opened meanwhile
             break
     ahead.close()
     time.sleep(0.05)
